@@ -1,0 +1,48 @@
+# Countersign: the README's two commands, plus a few for developers.
+# `make run`  — bootstrap .venv, migrate, load the demo, serve on http://127.0.0.1:8000
+# `make test` — bootstrap .venv, run the whole pytest suite
+# With DATABASE_URL=postgres://… and CELERY_BROKER_URL=redis://… both use PostgreSQL and Redis.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test bench venv migrate static clean lint
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo "==> Creating virtualenv in $(VENV) and installing requirements"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: venv
+	@echo "==> Applying migrations ($${DATABASE_URL:+PostgreSQL}$${DATABASE_URL:-SQLite in var/})"
+	@$(PY) manage.py migrate --noinput -v0
+
+static: venv
+	@echo "==> Collecting static files"
+	@$(PY) manage.py collectstatic --noinput -v0
+
+run: migrate static
+	@echo "==> Loading the demo (seed_demo)"
+	@$(PY) manage.py seed_demo
+	@echo "==> Serving on http://127.0.0.1:8000 (log in as mgr / countersign-demo; Ctrl-C to stop)"
+	@$(PY) manage.py runserver 127.0.0.1:8000
+
+test: venv
+	@echo "==> Running the test suite ($${DATABASE_URL:+PostgreSQL}$${DATABASE_URL:-SQLite})"
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: migrate
+	@echo "==> Running benchmarks"
+	@$(PY) bench/run.py
+
+lint: venv
+	@$(VENV)/bin/ruff check . 2>/dev/null || echo "ruff not installed"
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,10 @@
+"""The audit core: an append-only, hash-chained log of business events.
+
+``audit.record(...)`` is the one way to write an event; it imports no other app of the project.
+"""
+
+
+def record(*args, **kwargs):
+    from audit.chain import record as _record
+
+    return _record(*args, **kwargs)

@@ -1,0 +1,134 @@
+"""Recording and verifying the hash chain (RULES.md L2).
+
+hash = sha256(canonical JSON of the event's fields + prev_hash). The genesis prev_hash is 64 zeros.
+Appends are serialised by locking the ``ChainHead`` row inside the caller's transaction, so
+concurrent writers never fork the chain nor leave gaps in ``sequence``.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit import context
+from audit.models import AuditEvent, ChainHead
+
+GENESIS = "0" * 64
+
+
+def _normalise(data) -> dict:
+    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
+
+
+def canonical(event: AuditEvent) -> str:
+    created_at = event.created_at
+    if isinstance(created_at, datetime):
+        created_at = created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
+    payload = {
+        "sequence": event.sequence,
+        "created_at": created_at,
+        "actor_id": event.actor_id,
+        "actor_username": event.actor_username,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "environment": event.environment,
+        "team": event.team,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "data": event.data,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_hash(event: AuditEvent, prev_hash: str) -> str:
+    return hashlib.sha256((canonical(event) + prev_hash).encode("utf-8")).hexdigest()
+
+
+def _lock_head() -> ChainHead:
+    try:
+        return ChainHead.objects.select_for_update().get(pk=1)
+    except ChainHead.DoesNotExist:
+        try:
+            with transaction.atomic():
+                ChainHead.objects.create(pk=1)
+        except IntegrityError:
+            pass  # another writer created it first; lock theirs
+        return ChainHead.objects.select_for_update().get(pk=1)
+
+
+def record(
+    action: str,
+    *,
+    actor=None,
+    target=None,
+    environment: str = "",
+    team: str = "",
+    data: dict | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event in the current transaction. ``target`` is any model instance (or None);
+    ``environment`` and ``team`` are slugs, kept as text so the log outlives the rows it names."""
+    ctx = context.current()
+    with transaction.atomic():
+        head = _lock_head()
+        event = AuditEvent(
+            sequence=head.sequence + 1,
+            created_at=at or timezone.now(),
+            actor=actor if actor is not None and actor.pk else None,
+            actor_username=getattr(actor, "username", "") or "",
+            action=action,
+            target_type=target._meta.label_lower if target is not None else "",
+            target_id=str(target.pk) if target is not None else "",
+            target_repr=str(target)[:255] if target is not None else "",
+            environment=environment or "",
+            team=team or "",
+            ip=ctx.ip,
+            user_agent=ctx.user_agent,
+            request_id=ctx.request_id,
+            data=_normalise(data),
+            prev_hash=head.hash,
+        )
+        event.hash = compute_hash(event, head.hash)
+        event.save(force_insert=True)
+        ChainHead.objects.filter(pk=1).update(sequence=event.sequence, hash=event.hash)
+    return event
+
+
+@dataclass(frozen=True)
+class Break:
+    sequence: int
+    event_id: int | None
+    problem: str
+
+    def __str__(self):
+        return f"event #{self.sequence} (id {self.event_id}): {self.problem}"
+
+
+def verify(batch_size: int = 5000) -> tuple[int, Break | None]:
+    """Recompute the whole chain. Returns (events checked, first break or None)."""
+    expected_sequence = 1
+    prev_hash = GENESIS
+    checked = 0
+    queryset = AuditEvent.objects.order_by("sequence")
+    for event in queryset.iterator(chunk_size=batch_size):
+        if event.sequence != expected_sequence:
+            return checked, Break(expected_sequence, None, f"missing; next present is #{event.sequence}")
+        if event.prev_hash != prev_hash:
+            return checked, Break(event.sequence, event.pk, "prev_hash does not match the previous event")
+        if compute_hash(event, prev_hash) != event.hash:
+            return checked, Break(event.sequence, event.pk, "content does not match its hash")
+        prev_hash = event.hash
+        expected_sequence += 1
+        checked += 1
+    head = ChainHead.objects.filter(pk=1).first()
+    if head is not None and head.sequence != checked:
+        return checked, Break(
+            checked + 1, None, f"chain head says #{head.sequence} but the log ends at #{checked}"
+        )
+    return checked, None

@@ -1,0 +1,33 @@
+"""API-wide error shape (API.md): 400 field errors, 403/409 with reason codes, never a 500 for
+a refusal a service raised."""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from governance.errors import Refused
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Refused):
+        return Response(
+            {"detail": exc.detail, "reasons": [r.as_dict() for r in exc.reasons]}, status=exc.status_code
+        )
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            body = {field: [m for e in errors for m in e.messages] for field, errors in exc.error_dict.items()}
+            if "__all__" in body:
+                body["non_field_errors"] = body.pop("__all__")
+        else:
+            body = {"non_field_errors": exc.messages}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.PermissionDenied) and not isinstance(getattr(exc, "detail", None), dict):
+        response = drf_exception_handler(exc, context)
+        if response is not None:
+            code = getattr(exc, "reason_code", "missing_duty")
+            response.data = {"detail": str(exc.detail), "reasons": [{"code": code, "message": str(exc.detail)}]}
+        return response
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+
+def _broker_ok() -> bool:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return True
+
+
+def healthz(request):
+    """200 when the database and, if configured, the broker answer; 503 otherwise."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    if settings.CELERY_BROKER_URL:
+        try:
+            _broker_ok()
+            checks["broker"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["broker"] = f"error: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)

@@ -1,0 +1,13 @@
+"""Suite-wide setup that must run before the test database exists."""
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Let the test runner empty the audit table between transactional tests (see audit/db.py).
+    settings.COUNTERSIGN_AUDIT_PURGE_ALLOWED = True
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

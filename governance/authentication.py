@@ -1,0 +1,38 @@
+import hashlib
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from governance.models import ApiToken
+from governance.services import api_token_touch
+
+
+class ApiTokenAuthentication(authentication.TokenAuthentication):
+    """``Authorization: Token <key>``; keys are looked up by their SHA-256, never stored in clear."""
+
+    keyword = "Token"
+
+    def authenticate_credentials(self, key):
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        token = ApiToken.objects.select_related("user").filter(key_hash=digest).first()
+        now = timezone.now()
+        if token is None or not token.is_usable(now):
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        api_token_touch(token, at=now)
+        return token.user, token
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "governance.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`; create one with `manage.py create_api_token USERNAME`.",
+        }

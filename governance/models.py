@@ -1,0 +1,265 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from governance import duties
+
+User = settings.AUTH_USER_MODEL
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=64, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    members = models.ManyToManyField(User, through="Membership", related_name="teams")
+    on_call_reviewers = models.ManyToManyField(User, blank=True, related_name="on_call_for")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [(duties.codename(d), f"Duty: {duties.LABELS[d]}") for d in duties.TEAM_DUTIES]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    is_manager = models.BooleanField(default=False)
+    joined_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="membership_unique")]
+
+    def __str__(self):
+        return f"{self.user.username} in {self.team.slug}"
+
+
+class Environment(models.Model):
+    class Tier(models.TextChoices):
+        DEVELOPMENT = "development"
+        STAGING = "staging"
+        PRODUCTION = "production"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=64, unique=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    order = models.PositiveSmallIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["order", "name"]
+        permissions = [(duties.codename(d), f"Duty: {duties.LABELS[d]}") for d in duties.ENVIRONMENT_DUTIES]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_production(self) -> bool:
+        return self.tier == self.Tier.PRODUCTION
+
+
+class Role(models.Model):
+    class Scope(models.TextChoices):
+        ENVIRONMENT = "environment", "One environment"
+        ENVIRONMENT_OR_ALL = "environment_or_all", "One environment, or all"
+        TEAM = "team", "The team"
+        GLOBAL = "global", "Global"
+
+    name = models.CharField(max_length=64, unique=True)
+    slug = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    scope = models.CharField(max_length=24, choices=Scope.choices)
+    is_privileged = models.BooleanField(
+        default=False, help_text="Grants of this role need a second approver and an expiry (G2, G4)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def takes_environment(self) -> bool:
+        return self.scope in (self.Scope.ENVIRONMENT, self.Scope.ENVIRONMENT_OR_ALL)
+
+
+class RoleDuty(models.Model):
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="duties")
+    duty = models.CharField(max_length=32, choices=duties.CHOICES)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["role", "duty"], name="role_duty_unique")]
+        indexes = [models.Index(fields=["duty", "role"], name="roleduty_duty_role")]
+
+    def __str__(self):
+        return f"{self.role_id}:{self.duty}"
+
+
+class RoleAssignmentQuerySet(models.QuerySet):
+    def active(self, at=None):
+        """Assignments in force at ``at``: active, unexpired, held by an active account."""
+        at = at or timezone.now()
+        return self.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+            status=RoleAssignment.Status.ACTIVE,
+            user__is_active=True,
+        )
+
+
+class RoleAssignment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        REJECTED = "rejected"
+        REVOKED = "revoked"
+        EXPIRED = "expired"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="role_assignments")
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="assignments")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="role_assignments")
+    environment = models.ForeignKey(
+        Environment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="role_assignments",
+        help_text="Empty means every environment, where the role allows it.",
+    )
+    justification = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    end_reason = models.TextField(blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    sod_exception = models.ForeignKey(
+        "SoDException", null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
+    )
+    history = HistoricalRecords()
+
+    objects = RoleAssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "status"], name="assignment_user_status"),
+            models.Index(fields=["team", "status"], name="assignment_team_status"),
+            models.Index(fields=["status", "expires_at"], name="assignment_status_expiry"),
+        ]
+
+    def __str__(self):
+        where = self.environment.slug if self.environment_id else "all environments"
+        return f"#{self.pk} {self.user.username}: {self.role.slug} in {self.team.slug} ({where})"
+
+    def is_in_force(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.status == self.Status.ACTIVE and (self.expires_at is None or self.expires_at > at)
+
+
+class ConflictRule(models.Model):
+    """Two duties one person may not hold for the same environment of a tier (G3)."""
+
+    duty_a = models.CharField(max_length=32, choices=duties.CHOICES)
+    duty_b = models.CharField(max_length=32, choices=duties.CHOICES)
+    tier = models.CharField(
+        max_length=16, choices=Environment.Tier.choices, blank=True, help_text="Empty means every tier."
+    )
+    description = models.CharField(max_length=255, blank=True)
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["duty_a", "duty_b", "tier"], name="conflict_rule_unique")]
+
+    def __str__(self):
+        return f"{self.duty_a} × {self.duty_b} ({self.tier or 'all tiers'})"
+
+    def applies_to(self, environment: Environment) -> bool:
+        return not self.tier or environment.tier == self.tier
+
+    def pairs(self, held: set[str], added: set[str]) -> bool:
+        return (self.duty_a in added and self.duty_b in held) or (self.duty_b in added and self.duty_a in held)
+
+
+class SoDExceptionQuerySet(models.QuerySet):
+    def active(self, at=None):
+        at = at or timezone.now()
+        return self.filter(status=SoDException.Status.ACTIVE, expires_at__gt=at)
+
+
+class SoDException(models.Model):
+    """A documented, time-boxed permission to hold two conflicting duties (G3)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        REJECTED = "rejected"
+        REVOKED = "revoked"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="sod_exceptions")
+    duty_a = models.CharField(max_length=32, choices=duties.CHOICES)
+    duty_b = models.CharField(max_length=32, choices=duties.CHOICES)
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.PROTECT, help_text="Empty means every environment."
+    )
+    justification = models.TextField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    objects = SoDExceptionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "SoD exception"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"SoD exception #{self.pk}: {self.duty_a} × {self.duty_b}"
+
+    def covers(self, duty_a: str, duty_b: str, environment: Environment, at) -> bool:
+        return (
+            self.status == self.Status.ACTIVE
+            and self.expires_at > at
+            and {self.duty_a, self.duty_b} == {duty_a, duty_b}
+            and (self.environment_id is None or self.environment_id == environment.pk)
+        )
+
+
+class ApiToken(models.Model):
+    """An API key for scripts and CI. Only a SHA-256 of the key is stored; the key acts as its user."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name or 'token'})"
+
+    def is_usable(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)

@@ -1,0 +1,720 @@
+"""Every write to the governance domain (ARCHITECTURE.md principle 1).
+
+Each service checks its rules, changes state, re-syncs derived permissions and records one audit
+event, in one transaction. Refusals raise ``Denied`` (403, all reasons), ``InvalidState`` (409) or
+``ValidationError`` (400, field messages); nothing is written when they do.
+"""
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from governance import duties
+from governance.errors import Denied, InvalidState, Reason
+from governance.models import (
+    ApiToken,
+    ConflictRule,
+    Environment,
+    Membership,
+    Role,
+    RoleAssignment,
+    SoDException,
+    Team,
+)
+from governance.permissions import sync_permissions
+from governance.selectors import has_duty, is_member
+
+Status = RoleAssignment.Status
+
+
+def max_privileged_lifetime() -> timedelta:
+    return timedelta(days=settings.COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS)
+
+
+def role_duties(role: Role) -> set[str]:
+    return set(role.duties.values_list("duty", flat=True))
+
+
+def is_privileged(role: Role, environment: Environment | None, role_duty_set: set[str] | None = None) -> bool:
+    """G2: any duty on a production-tier environment, or a privileged role (security, manager)."""
+    if role.is_privileged:
+        return True
+    env_duties = (role_duty_set if role_duty_set is not None else role_duties(role)) & set(duties.ENVIRONMENT_DUTIES)
+    if not env_duties:
+        return False
+    if environment is None:
+        return Environment.objects.filter(tier=Environment.Tier.PRODUCTION).exists()
+    return environment.is_production
+
+
+def _describe(assignment: RoleAssignment) -> str:
+    where = assignment.environment.slug if assignment.environment_id else "all environments"
+    return f"grant #{assignment.pk} ({assignment.role.slug} in {where}, team {assignment.team.slug})"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    rule: ConflictRule
+    environment: Environment
+    other: RoleAssignment | None  # None: the role conflicts with itself
+    exception: SoDException | None
+
+    def reason(self) -> Reason:
+        against = _describe(self.other) if self.other else "the duties of this role itself"
+        return Reason(
+            "sod_conflict",
+            f"Conflicts with {against}: {self.rule.duty_a} and {self.rule.duty_b} may not be held together "
+            f"for {self.environment.slug} ({self.environment.tier}).",
+        )
+
+
+def find_conflicts(
+    *, user, role: Role, environment: Environment | None, at: datetime, exclude: RoleAssignment | None = None
+) -> list[Conflict]:
+    """G3: conflicts the grant would create with the user's active or pending assignments."""
+    new_duties = role_duties(role) & set(duties.ENVIRONMENT_DUTIES)
+    if not new_duties:
+        return []
+    rules = list(ConflictRule.objects.filter(is_active=True))
+    if not rules:
+        return []
+    all_environments = list(Environment.objects.all())
+    targets = [environment] if environment is not None else all_environments
+    held = (
+        RoleAssignment.objects.filter(user_id=user.pk, status__in=[Status.ACTIVE, Status.PENDING])
+        .exclude(expires_at__lte=at)
+        .select_related("role", "environment", "team")
+        .prefetch_related("role__duties")
+    )
+    if exclude is not None:
+        held = held.exclude(pk=exclude.pk)
+    exceptions = list(SoDException.objects.active(at).filter(user_id=user.pk))
+
+    def covered(rule, env):
+        return next((e for e in exceptions if e.covers(rule.duty_a, rule.duty_b, env, at)), None)
+
+    found: list[Conflict] = []
+    for rule in rules:
+        for env in targets:
+            if rule.applies_to(env) and rule.pairs(new_duties, new_duties):
+                found.append(Conflict(rule, env, None, covered(rule, env)))
+    for other in held:
+        other_duties = {d.duty for d in other.role.duties.all()} & set(duties.ENVIRONMENT_DUTIES)
+        other_targets = [other.environment] if other.environment_id else all_environments
+        overlap = [env for env in targets if env in other_targets]
+        for rule in rules:
+            env = next((e for e in overlap if rule.applies_to(e) and rule.pairs(other_duties, new_duties)), None)
+            if env is not None:
+                found.append(Conflict(rule, env, other, covered(rule, env)))
+    return found
+
+
+def _can_administer_grants(actor, team: Team, at) -> bool:
+    return actor.is_superuser or has_duty(actor, duties.MANAGE_ROLES, team=team, at=at)
+
+
+def _validate_grant(*, role, environment, justification, expires_at, privileged, at) -> None:
+    errors: dict[str, list[str]] = {}
+    if not (justification or "").strip():
+        errors["justification"] = ["A justification is required for every grant."]
+    if role.scope == Role.Scope.ENVIRONMENT and environment is None:
+        errors["environment"] = [f"The {role.slug} role is granted for one environment; choose it."]
+    if role.scope in (Role.Scope.TEAM, Role.Scope.GLOBAL) and environment is not None:
+        errors["environment"] = [f"The {role.slug} role is not environment-scoped; leave the environment empty."]
+    if expires_at is not None and expires_at <= at:
+        errors["expires_at"] = ["The expiry must be in the future."]
+    elif privileged and expires_at is None:
+        errors["expires_at"] = [
+            f"This grant is privileged and needs an expiry (at most {max_privileged_lifetime().days} days)."
+        ]
+    elif privileged and expires_at > at + max_privileged_lifetime():
+        errors["expires_at"] = [f"Privileged grants may last at most {max_privileged_lifetime().days} days."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _lock_user(user):
+    """Serialise grant decisions per grantee, so two concurrent grants cannot together create a conflict."""
+    return get_user_model().objects.select_for_update().get(pk=user.pk)
+
+
+def _grant_data(assignment: RoleAssignment, **extra) -> dict:
+    return {
+        "assignment": assignment.pk,
+        "user": assignment.user.username,
+        "role": assignment.role.slug,
+        "team": assignment.team.slug,
+        "environment": assignment.environment.slug if assignment.environment_id else None,
+        "expires_at": assignment.expires_at,
+        "status": assignment.status,
+        **extra,
+    }
+
+
+def _record_grant_event(action: str, assignment: RoleAssignment, *, actor, at, **extra) -> None:
+    audit.record(
+        action,
+        actor=actor,
+        target=assignment,
+        team=assignment.team.slug,
+        environment=assignment.environment.slug if assignment.environment_id else "",
+        data=_grant_data(assignment, **extra),
+        at=at,
+    )
+
+
+@transaction.atomic
+def role_grant(
+    *,
+    actor,
+    user,
+    role: Role,
+    team: Team,
+    environment: Environment | None = None,
+    justification: str,
+    expires_at: datetime | None = None,
+    at: datetime | None = None,
+) -> RoleAssignment:
+    """G1–G4: request a grant. Non-privileged grants are active at once; privileged ones wait for a
+    second approver."""
+    at = at or timezone.now()
+    duty_set = role_duties(role)
+    privileged = is_privileged(role, environment, duty_set)
+    _validate_grant(
+        role=role, environment=environment, justification=justification, expires_at=expires_at,
+        privileged=privileged, at=at,
+    )
+    user = _lock_user(user)
+    reasons: list[Reason] = []
+    if actor.pk == user.pk:
+        reasons.append(Reason("self_grant", "Nobody may grant a role to themselves."))
+    if not _can_administer_grants(actor, team, at):
+        reasons.append(Reason("missing_duty", f"You do not hold manage_roles in team {team.slug}."))
+    if not is_member(user, team):
+        reasons.append(Reason("not_team_member", f"{user.username} is not a member of team {team.slug}."))
+    if not user.is_active:
+        reasons.append(Reason("inactive_user", f"{user.username}'s account is disabled."))
+    conflicts = find_conflicts(user=user, role=role, environment=environment, at=at)
+    reasons.extend(c.reason() for c in conflicts if c.exception is None)
+    if reasons:
+        raise Denied(reasons)
+    duplicate = (
+        RoleAssignment.objects.filter(
+            user_id=user.pk, role=role, team=team, environment=environment, status__in=[Status.ACTIVE, Status.PENDING]
+        )
+        .exclude(expires_at__lte=at)
+        .first()
+    )
+    if duplicate is not None:
+        raise ValidationError(
+            {"role": [f"{user.username} already has this role here ({_describe(duplicate)}, {duplicate.status})."]}
+        )
+    exception = next((c.exception for c in conflicts), None)
+    assignment = RoleAssignment.objects.create(
+        user=user,
+        role=role,
+        team=team,
+        environment=environment,
+        justification=justification.strip(),
+        status=Status.PENDING if privileged else Status.ACTIVE,
+        requested_by=actor,
+        created_at=at,
+        approved_at=None if privileged else at,
+        expires_at=expires_at,
+        sod_exception=exception,
+    )
+    _record_grant_event(
+        "role.grant_requested" if privileged else "role.granted",
+        assignment,
+        actor=actor,
+        at=at,
+        justification=assignment.justification,
+        privileged=privileged,
+        sod_exception=exception.pk if exception else None,
+    )
+    if assignment.status == Status.ACTIVE:
+        sync_permissions(user, at=at)
+    return assignment
+
+
+def _lock_assignment(assignment: RoleAssignment) -> RoleAssignment:
+    _lock_user(assignment.user)
+    return RoleAssignment.objects.select_for_update().select_related("user", "role", "team", "environment").get(
+        pk=assignment.pk
+    )
+
+
+def _grant_approver_reasons(actor, assignment: RoleAssignment, at) -> list[Reason]:
+    reasons = []
+    if actor.pk in (assignment.requested_by_id, assignment.user_id):
+        reasons.append(
+            Reason("four_eyes_grant", "A privileged grant must be approved by someone other than its requester and grantee.")
+        )
+    if not (_can_administer_grants(actor, assignment.team, at) or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
+        reasons.append(
+            Reason("missing_duty", f"Approving needs manage_roles in team {assignment.team.slug} or security_approve.")
+        )
+    return reasons
+
+
+@transaction.atomic
+def role_assignment_approve(*, actor, assignment: RoleAssignment, at: datetime | None = None) -> RoleAssignment:
+    """G4: a second person activates a pending privileged grant; conflicts are checked again."""
+    at = at or timezone.now()
+    assignment = _lock_assignment(assignment)
+    if assignment.status != Status.PENDING:
+        raise InvalidState(f"Only pending grants can be approved; this one is {assignment.status}.")
+    if assignment.expires_at is not None and assignment.expires_at <= at:
+        raise InvalidState("This grant's expiry has passed; request a new one.")
+    reasons = _grant_approver_reasons(actor, assignment, at)
+    conflicts = find_conflicts(
+        user=assignment.user, role=assignment.role, environment=assignment.environment, at=at, exclude=assignment
+    )
+    reasons.extend(c.reason() for c in conflicts if c.exception is None)
+    if reasons:
+        raise Denied(reasons)
+    assignment.status = Status.ACTIVE
+    assignment.approved_by = actor
+    assignment.approved_at = at
+    assignment.sod_exception = next((c.exception for c in conflicts), assignment.sod_exception)
+    assignment.save(update_fields=["status", "approved_by", "approved_at", "sod_exception"])
+    _record_grant_event("role.grant_approved", assignment, actor=actor, at=at)
+    sync_permissions(assignment.user, at=at)
+    return assignment
+
+
+@transaction.atomic
+def role_assignment_reject(
+    *, actor, assignment: RoleAssignment, reason: str = "", at: datetime | None = None
+) -> RoleAssignment:
+    """Turn down a pending grant. Its requester may withdraw it; otherwise the approver rules apply."""
+    at = at or timezone.now()
+    assignment = _lock_assignment(assignment)
+    if assignment.status != Status.PENDING:
+        raise InvalidState(f"Only pending grants can be rejected; this one is {assignment.status}.")
+    if actor.pk != assignment.requested_by_id:
+        reasons = _grant_approver_reasons(actor, assignment, at)
+        reasons = [r for r in reasons if r.code != "four_eyes_grant" or actor.pk == assignment.user_id]
+        if reasons:
+            raise Denied(reasons)
+    assignment.status = Status.REJECTED
+    assignment.ended_at = at
+    assignment.ended_by = actor
+    assignment.end_reason = (reason or "").strip()
+    assignment.save(update_fields=["status", "ended_at", "ended_by", "end_reason"])
+    _record_grant_event("role.grant_rejected", assignment, actor=actor, at=at, reason=assignment.end_reason)
+    return assignment
+
+
+@transaction.atomic
+def role_assignment_revoke(
+    *, actor, assignment: RoleAssignment, reason: str, at: datetime | None = None
+) -> RoleAssignment:
+    """G5: revoke at once; permissions are re-synced in the same transaction. Grantees may give
+    up their own grants; otherwise managers of the team, security or a superuser revoke."""
+    at = at or timezone.now()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the grant is revoked."]})
+    assignment = _lock_assignment(assignment)
+    if assignment.status not in (Status.ACTIVE, Status.PENDING):
+        raise InvalidState(f"Only active or pending grants can be revoked; this one is {assignment.status}.")
+    may_revoke = (
+        actor.pk == assignment.user_id
+        or _can_administer_grants(actor, assignment.team, at)
+        or has_duty(actor, duties.SECURITY_APPROVE, at=at)
+    )
+    if not may_revoke:
+        raise Denied(
+            Reason("missing_duty", f"Revoking needs manage_roles in team {assignment.team.slug} or security_approve.")
+        )
+    assignment.status = Status.REVOKED
+    assignment.ended_at = at
+    assignment.ended_by = actor
+    assignment.end_reason = reason.strip()
+    assignment.save(update_fields=["status", "ended_at", "ended_by", "end_reason"])
+    _record_grant_event("role.revoked", assignment, actor=actor, at=at, reason=assignment.end_reason)
+    sync_permissions(assignment.user, at=at)
+    return assignment
+
+
+def role_assignments_expire_due(*, at: datetime | None = None) -> int:
+    """G5: mark grants whose expiry has passed as expired (the scheduled task calls this). Each
+    grant is its own transaction, so one failure does not hold back the others; safe to run twice."""
+    at = at or timezone.now()
+    due = list(
+        RoleAssignment.objects.filter(
+            status__in=[Status.ACTIVE, Status.PENDING], expires_at__lte=at
+        ).values_list("pk", flat=True)
+    )
+    expired = 0
+    for pk in due:
+        with transaction.atomic():
+            assignment = RoleAssignment.objects.select_for_update().select_related(
+                "user", "role", "team", "environment"
+            ).get(pk=pk)
+            if assignment.status not in (Status.ACTIVE, Status.PENDING) or assignment.expires_at > at:
+                continue
+            assignment.status = Status.EXPIRED
+            assignment.ended_at = at
+            assignment.end_reason = "expired"
+            assignment.save(update_fields=["status", "ended_at", "end_reason"])
+            _record_grant_event("role.expired", assignment, actor=None, at=at)
+            sync_permissions(assignment.user, at=at)
+            expired += 1
+    return expired
+
+
+# --- SoD exceptions (G3) -------------------------------------------------------------------------
+
+
+def _exception_data(exception: SoDException, **extra) -> dict:
+    return {
+        "exception": exception.pk,
+        "user": exception.user.username,
+        "duties": [exception.duty_a, exception.duty_b],
+        "environment": exception.environment.slug if exception.environment_id else None,
+        "expires_at": exception.expires_at,
+        "status": exception.status,
+        **extra,
+    }
+
+
+@transaction.atomic
+def sod_exception_request(
+    *,
+    actor,
+    user,
+    duty_a: str,
+    duty_b: str,
+    environment: Environment | None = None,
+    justification: str,
+    expires_at: datetime,
+    at: datetime | None = None,
+) -> SoDException:
+    """Ask for a time-boxed exception to a conflict rule; a security-duty holder approves it."""
+    at = at or timezone.now()
+    errors: dict[str, list[str]] = {}
+    if not (justification or "").strip():
+        errors["justification"] = ["A justification is required."]
+    if expires_at is None or expires_at <= at:
+        errors["expires_at"] = ["The exception needs an expiry in the future."]
+    elif expires_at > at + max_privileged_lifetime():
+        errors["expires_at"] = [f"Exceptions may last at most {max_privileged_lifetime().days} days."]
+    if duty_a == duty_b or not ConflictRule.objects.filter(
+        is_active=True, duty_a__in=[duty_a, duty_b], duty_b__in=[duty_a, duty_b]
+    ).exists():
+        errors["duty_b"] = ["No conflict rule pairs these duties; no exception is needed."]
+    if errors:
+        raise ValidationError(errors)
+    user_team_ids = user.memberships.values("team_id")
+    may_request = (
+        actor.is_superuser
+        or has_duty(actor, duties.SECURITY_APPROVE, at=at)
+        or any(has_duty(actor, duties.MANAGE_ROLES, team=t, at=at) for t in Team.objects.filter(pk__in=user_team_ids))
+    )
+    if not may_request:
+        raise Denied(Reason("missing_duty", f"Requesting an exception needs manage_roles in one of {user.username}'s teams."))
+    exception = SoDException.objects.create(
+        user=user,
+        duty_a=duty_a,
+        duty_b=duty_b,
+        environment=environment,
+        justification=justification.strip(),
+        expires_at=expires_at,
+        requested_by=actor,
+        created_at=at,
+    )
+    audit.record(
+        "sod_exception.requested",
+        actor=actor,
+        target=exception,
+        environment=environment.slug if environment else "",
+        data=_exception_data(exception, justification=exception.justification),
+        at=at,
+    )
+    return exception
+
+
+@transaction.atomic
+def sod_exception_approve(*, actor, exception: SoDException, at: datetime | None = None) -> SoDException:
+    at = at or timezone.now()
+    exception = SoDException.objects.select_for_update().select_related("user", "environment").get(pk=exception.pk)
+    if exception.status != SoDException.Status.PENDING:
+        raise InvalidState(f"Only pending exceptions can be approved; this one is {exception.status}.")
+    if exception.expires_at <= at:
+        raise InvalidState("This exception's expiry has passed.")
+    reasons = []
+    if actor.pk in (exception.user_id, exception.requested_by_id):
+        reasons.append(
+            Reason("four_eyes_exception", "An exception is approved by someone other than its holder and requester.")
+        )
+    if not has_duty(actor, duties.SECURITY_APPROVE, at=at):
+        reasons.append(Reason("missing_duty", "Approving an SoD exception needs security_approve."))
+    if reasons:
+        raise Denied(reasons)
+    exception.status = SoDException.Status.ACTIVE
+    exception.approved_by = actor
+    exception.approved_at = at
+    exception.save(update_fields=["status", "approved_by", "approved_at"])
+    audit.record(
+        "sod_exception.approved",
+        actor=actor,
+        target=exception,
+        environment=exception.environment.slug if exception.environment_id else "",
+        data=_exception_data(exception),
+        at=at,
+    )
+    return exception
+
+
+@transaction.atomic
+def sod_exception_revoke(*, actor, exception: SoDException, reason: str, at: datetime | None = None) -> SoDException:
+    """End an exception. Grants held under it are then reported by the creep scan as conflicts."""
+    at = at or timezone.now()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the exception is revoked."]})
+    exception = SoDException.objects.select_for_update().select_related("user", "environment").get(pk=exception.pk)
+    if exception.status not in (SoDException.Status.PENDING, SoDException.Status.ACTIVE):
+        raise InvalidState(f"This exception is already {exception.status}.")
+    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
+        raise Denied(Reason("missing_duty", "Revoking an SoD exception needs security_approve."))
+    exception.status = SoDException.Status.REVOKED
+    exception.save(update_fields=["status"])
+    audit.record(
+        "sod_exception.revoked",
+        actor=actor,
+        target=exception,
+        environment=exception.environment.slug if exception.environment_id else "",
+        data=_exception_data(exception, reason=reason.strip()),
+        at=at,
+    )
+    return exception
+
+
+# --- Organisation: teams, environments, memberships, roles, rules (admin-managed) --------------
+
+
+def _require_superuser(actor, what: str) -> None:
+    if not actor.is_superuser:
+        raise Denied(Reason("missing_duty", f"Only administrators may change {what}."))
+
+
+def _field_changes(instance, fields) -> dict:
+    return {f: getattr(instance, f) for f in fields}
+
+
+@transaction.atomic
+def team_save(*, actor, team: Team) -> Team:
+    _require_superuser(actor, "teams")
+    created = team.pk is None
+    team.full_clean()
+    team.save()
+    audit.record(
+        "team.created" if created else "team.updated",
+        actor=actor,
+        target=team,
+        team=team.slug,
+        data=_field_changes(team, ["name", "slug", "time_zone"]),
+    )
+    return team
+
+
+@transaction.atomic
+def environment_save(*, actor, environment: Environment) -> Environment:
+    """Create or change an environment. Holders of every-environment grants gain its permissions."""
+    _require_superuser(actor, "environments")
+    created = environment.pk is None
+    environment.full_clean()
+    environment.save()
+    audit.record(
+        "environment.created" if created else "environment.updated",
+        actor=actor,
+        target=environment,
+        environment=environment.slug,
+        data=_field_changes(environment, ["name", "slug", "tier", "order", "time_zone"]),
+    )
+    if created:
+        holders = RoleAssignment.objects.active().filter(environment__isnull=True).values("user_id")
+        for user in get_user_model().objects.filter(pk__in=holders):
+            sync_permissions(user)
+    return environment
+
+
+@transaction.atomic
+def membership_set(*, actor, team: Team, user, is_manager: bool = False) -> Membership:
+    """Add a user to a team, or change whether they manage it."""
+    if not _can_administer_grants(actor, team, timezone.now()):
+        raise Denied(Reason("missing_duty", f"Changing members needs manage_roles in team {team.slug}."))
+    membership, created = Membership.objects.get_or_create(team=team, user=user, defaults={"is_manager": is_manager})
+    if not created and membership.is_manager != is_manager:
+        membership.is_manager = is_manager
+        membership.save(update_fields=["is_manager"])
+    elif not created:
+        return membership
+    audit.record(
+        "team.member_added" if created else "team.member_changed",
+        actor=actor,
+        target=membership,
+        team=team.slug,
+        data={"user": user.username, "is_manager": is_manager},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor, membership: Membership) -> None:
+    """Remove a member. Their grants in the team are revoked with it: access follows membership."""
+    team = membership.team
+    if not _can_administer_grants(actor, team, timezone.now()):
+        raise Denied(Reason("missing_duty", f"Changing members needs manage_roles in team {team.slug}."))
+    user = membership.user
+    for assignment in RoleAssignment.objects.filter(
+        user_id=user.pk, team=team, status__in=[Status.ACTIVE, Status.PENDING]
+    ):
+        role_assignment_revoke(actor=actor, assignment=assignment, reason=f"left team {team.slug}")
+    audit.record("team.member_removed", actor=actor, target=membership, team=team.slug, data={"user": user.username})
+    membership.delete()
+
+
+@transaction.atomic
+def role_save(*, actor, role: Role, duty_codes: list[str]) -> Role:
+    _require_superuser(actor, "roles")
+    unknown = set(duty_codes) - set(duties.ALL)
+    if unknown:
+        raise ValidationError({"duties": [f"Unknown duties: {', '.join(sorted(unknown))}."]})
+    created = role.pk is None
+    role.full_clean()
+    role.save()
+    role.duties.exclude(duty__in=duty_codes).delete()
+    existing = set(role.duties.values_list("duty", flat=True))
+    role.duties.model.objects.bulk_create([role.duties.model(role=role, duty=d) for d in duty_codes if d not in existing])
+    audit.record(
+        "role.created" if created else "role.updated",
+        actor=actor,
+        target=role,
+        data={"slug": role.slug, "scope": role.scope, "privileged": role.is_privileged, "duties": sorted(duty_codes)},
+    )
+    holders = RoleAssignment.objects.filter(role=role, status=Status.ACTIVE).values("user_id")
+    for user in get_user_model().objects.filter(pk__in=holders):
+        sync_permissions(user)
+    return role
+
+
+@transaction.atomic
+def conflict_rule_save(*, actor, rule: ConflictRule) -> ConflictRule:
+    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE)):
+        raise Denied(Reason("missing_duty", "Changing conflict rules needs security_approve or an administrator."))
+    created = rule.pk is None
+    rule.full_clean()
+    rule.save()
+    audit.record(
+        "conflict_rule.created" if created else "conflict_rule.updated",
+        actor=actor,
+        target=rule,
+        data=_field_changes(rule, ["duty_a", "duty_b", "tier", "is_active"]),
+    )
+    return rule
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_token_create(*, actor, user, name: str = "", expires_days: int | None = None) -> tuple[ApiToken, str]:
+    """Issue a key for ``user``; the key is returned once and only its hash is stored."""
+    if actor is not None and actor.pk != user.pk and not actor.is_superuser:
+        raise Denied(Reason("missing_duty", "Only administrators issue keys for other people."))
+    days = settings.COUNTERSIGN_API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
+    if days <= 0:
+        raise ValidationError({"expires_days": ["A key must live at least one day."]})
+    key = "cs_" + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=key[:10],
+        key_hash=hashlib.sha256(key.encode()).hexdigest(),
+        expires_at=timezone.now() + timedelta(days=days),
+    )
+    audit.record(
+        "api_token.created", actor=actor, target=token, data={"user": user.username, "expires_at": token.expires_at}
+    )
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
+    token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+    if actor.pk != token.user_id and not actor.is_superuser:
+        raise Denied(Reason("missing_duty", "Only the key's owner or an administrator may revoke it."))
+    if token.revoked_at is not None:
+        raise InvalidState("This key is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit.record("api_token.revoked", actor=actor, target=token, data={"user": token.user.username})
+    return token
+
+
+def api_token_touch(token: ApiToken, *, at: datetime | None = None) -> None:
+    """Record last use, at most once a minute per key, so reads do not become writes."""
+    at = at or timezone.now()
+    if token.last_used_at is None or at - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=at)
+        token.last_used_at = at
+
+
+@transaction.atomic
+def role_assignment_bootstrap(
+    *,
+    user,
+    role: Role,
+    team: Team,
+    environment: Environment | None = None,
+    justification: str,
+    expires_at: datetime | None = None,
+    source: str,
+    at: datetime | None = None,
+) -> RoleAssignment:
+    """The first grants of an installation, made before anyone can approve them (G4 needs a second
+    person who already holds a duty). Used by ``seed_demo`` for the first security officer and
+    manager; recorded as ``role.bootstrapped`` with no actor, so auditors see exactly which grants
+    did not pass four eyes. Expiry rules still apply."""
+    at = at or timezone.now()
+    privileged = is_privileged(role, environment)
+    _validate_grant(
+        role=role, environment=environment, justification=justification, expires_at=expires_at,
+        privileged=privileged, at=at,
+    )
+    user = _lock_user(user)
+    if not is_member(user, team):
+        raise Denied(Reason("not_team_member", f"{user.username} is not a member of team {team.slug}."))
+    assignment = RoleAssignment.objects.create(
+        user=user, role=role, team=team, environment=environment, justification=justification,
+        status=Status.ACTIVE, created_at=at, approved_at=at, expires_at=expires_at,
+    )
+    _record_grant_event("role.bootstrapped", assignment, actor=None, at=at, source=source)
+    sync_permissions(user, at=at)
+    return assignment
+
+
+@transaction.atomic
+def user_provision(*, username: str, password: str, email: str = "", is_staff: bool = False,
+                   is_superuser: bool = False, source: str):
+    """Create an account (seed and setup commands); recorded so the trail starts with its people."""
+    users = get_user_model()
+    user = users.objects.filter(username=username).first()
+    if user is not None:
+        return user
+    if is_superuser:
+        user = users.objects.create_superuser(username=username, email=email, password=password)
+    else:
+        user = users.objects.create_user(username=username, email=email, password=password, is_staff=is_staff)
+    audit.record("user.provisioned", actor=None, target=user,
+                 data={"username": username, "is_staff": is_staff, "is_superuser": is_superuser, "source": source})
+    return user
