@@ -1,0 +1,471 @@
+"""Every write to releases: change requests, approvals, deployments (ARCHITECTURE.md principle 1).
+
+Each service locks the change request it transitions, re-evaluates the policy inside the
+transaction, changes state through ``releases.states``, records one audit event and marks the
+grant whose duty was exercised as used.
+"""
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import audit
+from governance import duties
+from governance.errors import Denied, InvalidState, Reason
+from governance.models import Environment, RoleAssignment, Team
+from governance.selectors import has_duty, is_member
+from releases import policy, states
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
+from releases.selectors import change_request_for_decision, policy_context
+
+S = ChangeRequest.State
+EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url")
+
+
+def _record(action: str, cr: ChangeRequest, *, actor, at, from_state: str, **data) -> None:
+    audit.record(
+        action,
+        actor=actor,
+        target=cr,
+        environment=cr.environment.slug,
+        team=cr.team.slug,
+        data={
+            "change_request": cr.pk,
+            "revision": cr.revision,
+            "artifact": cr.artifact,
+            "from_state": from_state,
+            "to_state": cr.state,
+            **data,
+        },
+        at=at,
+    )
+
+
+def _mark_duty_used(actor, environment: Environment, duty_codes, at: datetime) -> None:
+    """Record ``last_used_at`` on the grants in force whose duty the actor just exercised (A2)."""
+    RoleAssignment.objects.filter(
+        Q(environment=environment) | Q(environment__isnull=True),
+        Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+        user_id=actor.pk,
+        status=RoleAssignment.Status.ACTIVE,
+        role__duties__duty__in=list(duty_codes),
+    ).update(last_used_at=at)
+
+
+def _set(instance, **fields) -> None:
+    """Change fields through ``save`` so simple-history records the transition."""
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.save(update_fields=list(fields))
+
+
+def _raise_if_refused(decision: policy.Decision) -> None:
+    if decision.allowed:
+        return
+    if "invalid_state" in decision.codes:
+        state_reason = next(r for r in decision.reasons if r.code == "invalid_state")
+        raise InvalidState(state_reason.message)
+    raise Denied(list(decision.reasons))
+
+
+def _require_transition(action: str, cr: ChangeRequest) -> None:
+    if not states.allows(action, cr.state):
+        raise InvalidState(f"A {cr.state} change request does not allow {action.replace('_', ' ')}.")
+
+
+def _resolve_contributors(usernames) -> list:
+    usernames = list(dict.fromkeys(usernames or []))
+    users = list(get_user_model().objects.filter(username__in=usernames))
+    unknown = sorted(set(usernames) - {u.username for u in users})
+    if unknown:
+        raise ValidationError({"contributors": [f"Unknown users: {', '.join(unknown)}."]})
+    return users
+
+
+def _validate_fields(title, artifact, change_type, risk) -> None:
+    errors = {}
+    if not (title or "").strip():
+        errors["title"] = ["A title is required."]
+    if not (artifact or "").strip():
+        errors["artifact"] = ["Name the artifact to deploy (image digest, commit or version)."]
+    if change_type not in ChangeRequest.ChangeType.values:
+        errors["change_type"] = [f"Choose one of {', '.join(ChangeRequest.ChangeType.values)}."]
+    if risk not in ChangeRequest.Risk.values:
+        errors["risk"] = [f"Choose one of {', '.join(ChangeRequest.Risk.values)}."]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def change_request_create(
+    *,
+    actor,
+    team: Team,
+    environment: Environment,
+    title: str,
+    artifact: str,
+    description: str = "",
+    change_type: str = ChangeRequest.ChangeType.NORMAL,
+    risk: str = ChangeRequest.Risk.MEDIUM,
+    contributors=(),
+    ticket_url: str = "",
+    at: datetime | None = None,
+) -> ChangeRequest:
+    """C1: open a draft. The creator is the author; CI may list the commit authors as contributors."""
+    at = at or timezone.now()
+    _validate_fields(title, artifact, change_type, risk)
+    contributor_users = _resolve_contributors(contributors)
+    reasons = []
+    if not has_duty(actor, duties.SUBMIT, environment=environment, at=at):
+        reasons.append(Reason("missing_duty", f"You do not hold submit for {environment.slug}."))
+    if not is_member(actor, team):
+        reasons.append(Reason("not_team_member", f"You are not a member of team {team.slug}."))
+    if reasons:
+        raise Denied(reasons)
+    cr = ChangeRequest.objects.create(
+        title=title.strip(),
+        description=description or "",
+        team=team,
+        environment=environment,
+        change_type=change_type,
+        risk=risk,
+        artifact=artifact.strip(),
+        author=actor,
+        ticket_url=ticket_url or "",
+        created_at=at,
+    )
+    cr.contributors.set([u for u in contributor_users if u.pk != actor.pk])
+    _mark_duty_used(actor, environment, [duties.SUBMIT], at)
+    _record(
+        "change_request.created", cr, actor=actor, at=at, from_state="",
+        title=cr.title, change_type=cr.change_type, risk=cr.risk,
+        contributors=sorted(u.username for u in contributor_users if u.pk != actor.pk),
+    )
+    return cr
+
+
+def _settle_approvals(cr: ChangeRequest, actor, at: datetime) -> None:
+    """Move a pending change to approved once its policy is met (C4), auto-approving where C9 allows."""
+    ctx = policy_context(cr, actor, at=at)
+    if policy.auto_approvable(ctx) and not any(a.via == Approval.Via.AUTO for a in ctx.approvals if a.revision == cr.revision):
+        Approval.objects.create(
+            change_request=cr,
+            reviewer=None,
+            decision=Approval.Decision.APPROVED,
+            revision=cr.revision,
+            artifact=cr.artifact,
+            comment=f"Approved by the policy of {cr.environment.slug}: standard, low-risk change.",
+            via=Approval.Via.AUTO,
+            created_at=at,
+        )
+        cr = change_request_for_decision(cr.pk)
+        ctx = policy_context(cr, actor, at=at)
+    if policy.approval_status(ctx, at).met:
+        _set(cr, state=S.APPROVED, approved_at=at)
+
+
+@transaction.atomic
+def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime | None = None) -> ChangeRequest:
+    """C1: the author sends a draft for review; where the policy is already met it is approved."""
+    at = at or timezone.now()
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    _require_transition("submit", cr)
+    _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "submit", at))
+    _set(cr, state=S.PENDING, submitted_at=at)
+    _settle_approvals(cr, actor, at)
+    cr = change_request_for_decision(cr.pk)
+    _mark_duty_used(actor, cr.environment, [duties.SUBMIT], at)
+    _record("change_request.submitted", cr, actor=actor, at=at, from_state=S.DRAFT,
+            auto_approved=any(a.via == Approval.Via.AUTO for a in cr.approvals.all()))
+    return cr
+
+
+@transaction.atomic
+def change_request_update(
+    *, actor, change_request: ChangeRequest, changes: dict, at: datetime | None = None
+) -> ChangeRequest:
+    """Edit a draft or pending request; a new artifact (or contributor list) on a pending or
+    approved request is a new revision: earlier approvals turn stale and it returns to pending (C3)."""
+    at = at or timezone.now()
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError({f: ["This field cannot be changed."] for f in sorted(unknown)})
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    reasons = []
+    if actor.pk != cr.author_id:
+        reasons.append(Reason("not_author", "Only the author edits a change request."))
+    if not has_duty(actor, duties.SUBMIT, environment=cr.environment, at=at):
+        reasons.append(Reason("missing_duty", f"You do not hold submit for {cr.environment.slug}."))
+    if reasons:
+        raise Denied(reasons)
+    new_artifact = "artifact" in changes and (changes["artifact"] or "").strip() != cr.artifact
+    new_contributors = None
+    if "contributors" in changes:
+        new_contributors = [u for u in _resolve_contributors(changes["contributors"]) if u.pk != cr.author_id]
+        if {u.pk for u in new_contributors} == {u.pk for u in cr.contributors.all()}:
+            new_contributors = None
+    new_revision = (new_artifact or new_contributors is not None) and cr.state in (S.PENDING, S.APPROVED)
+    _require_transition("new_revision" if new_revision else "edit", cr)
+    _validate_fields(
+        changes.get("title", cr.title), changes.get("artifact", cr.artifact), cr.change_type, cr.risk
+    )
+    from_state = cr.state
+    fields = {f: (changes[f] or "").strip() if f != "description" else changes[f] or ""
+              for f in ("title", "description", "artifact", "ticket_url") if f in changes}
+    if new_revision:
+        fields.update(revision=cr.revision + 1, state=S.PENDING, approved_at=None)
+        for approval in cr.approvals.all():
+            if not approval.stale:
+                _set(approval, stale=True)
+    _set(cr, **fields)
+    if new_contributors is not None:
+        cr.contributors.set(new_contributors)
+    cr = change_request_for_decision(cr.pk)
+    _record(
+        "change_request.revised" if new_revision else "change_request.updated",
+        cr, actor=actor, at=at, from_state=from_state,
+        changed=sorted(set(fields) - {"state", "approved_at", "revision"} | ({"contributors"} if new_contributors is not None else set())),
+    )
+    return cr
+
+
+def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime) -> ChangeRequest:
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    action = "approve" if decision == Approval.Decision.APPROVED else "reject"
+    ctx = policy_context(cr, actor, at=at)
+    _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
+    Approval.objects.create(
+        change_request=cr,
+        reviewer=actor,
+        decision=decision,
+        revision=cr.revision,
+        artifact=cr.artifact,
+        comment=comment or "",
+        via=via,
+        is_security=duties.SECURITY_APPROVE in ctx.actor_duties,
+        is_team_member=ctx.actor_is_team_member,
+        created_at=at,
+    )
+    _mark_duty_used(actor, cr.environment, policy.APPROVE_DUTIES & ctx.actor_duties, at)
+    if decision == Approval.Decision.REJECTED:
+        _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
+    else:
+        _settle_approvals(change_request_for_decision(cr.pk), actor, at)
+    updated = change_request_for_decision(cr.pk)
+    if decision == Approval.Decision.REJECTED:
+        event = "change_request.rejected"
+    else:
+        event = "change_request.approved" if updated.state == S.APPROVED else "change_request.approval_recorded"
+    _record(event, updated, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
+            security=duties.SECURITY_APPROVE in ctx.actor_duties)
+    return updated
+
+
+@transaction.atomic
+def change_request_approve(
+    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API, at: datetime | None = None
+) -> ChangeRequest:
+    """C2–C4, C11: approve the current revision."""
+    return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
+                   at=at or timezone.now())
+
+
+@transaction.atomic
+def change_request_reject(
+    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API, at: datetime | None = None
+) -> ChangeRequest:
+    """C2, C4: any rejection closes the request."""
+    return _decide(actor, change_request, decision=Approval.Decision.REJECTED, comment=comment, via=via,
+                   at=at or timezone.now())
+
+
+@transaction.atomic
+def change_request_cancel(
+    *, actor, change_request: ChangeRequest, reason: str, at: datetime | None = None
+) -> ChangeRequest:
+    """The author, or a manager of the team, withdraws a request that has not started deploying."""
+    at = at or timezone.now()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the change is cancelled."]})
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    _require_transition("cancel", cr)
+    if actor.pk != cr.author_id and not has_duty(actor, duties.MANAGE_ROLES, team=cr.team, at=at):
+        raise Denied(Reason("not_author", "Only the author or a manager of the team cancels a change request."))
+    from_state = cr.state
+    _set(cr, state=S.CANCELLED, closed_at=at, close_reason=reason.strip())
+    cr = change_request_for_decision(cr.pk)
+    _record("change_request.cancelled", cr, actor=actor, at=at, from_state=from_state, reason=reason.strip())
+    return cr
+
+
+@transaction.atomic
+def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None = None) -> None:
+    """A sign-off attempt whose password did not match: recorded, nothing else changes."""
+    cr = change_request_for_decision(change_request.pk)
+    _record("change_request.signoff_failed", cr, actor=actor, at=at or timezone.now(), from_state=cr.state)
+
+
+# --- Deployments ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deployment_start(
+    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
+) -> Deployment:
+    """C5–C8: start deploying an approved change; the request moves to deploying."""
+    at = at or timezone.now()
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
+    deployment = Deployment.objects.create(
+        change_request=cr,
+        environment=cr.environment,
+        artifact=cr.artifact,
+        revision=cr.revision,
+        deployer=actor,
+        pipeline_url=pipeline_url or "",
+        started_at=at,
+    )
+    _set(cr, state=states.target("deploy"))
+    _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
+    cr = change_request_for_decision(cr.pk)
+    _record("deployment.started", cr, actor=actor, at=at, from_state=S.APPROVED,
+            deployment=deployment.pk, pipeline_url=deployment.pipeline_url)
+    return deployment
+
+
+def _lock_deployment(deployment: Deployment) -> tuple[Deployment, ChangeRequest]:
+    cr = change_request_for_decision(deployment.change_request_id, lock=True)
+    locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    return locked, cr
+
+
+@transaction.atomic
+def deployment_finish(
+    *, actor, deployment: Deployment, outcome: str, notes: str = "", at: datetime | None = None
+) -> Deployment:
+    """The deployer reports the outcome. An emergency change that went out gets its review due date (C10)."""
+    at = at or timezone.now()
+    if outcome not in (Deployment.State.SUCCEEDED, Deployment.State.FAILED):
+        raise ValidationError({"outcome": ["Choose succeeded or failed."]})
+    deployment, cr = _lock_deployment(deployment)
+    key = f"finish_{outcome}"
+    allowed_from, to_state = states.DEPLOYMENT_TRANSITIONS[key]
+    if deployment.state not in allowed_from or not states.allows(key, cr.state):
+        raise InvalidState(f"Deployment #{deployment.pk} is {deployment.state}; it cannot be finished again.")
+    if actor.pk != deployment.deployer_id:
+        raise Denied(Reason("not_deployer", "Only the person who started a deployment reports its outcome."))
+    _set(deployment, state=to_state, finished_at=at, notes=notes or "")
+    fields = {"state": states.target(key)}
+    if outcome == Deployment.State.SUCCEEDED:
+        fields["deployed_at"] = at
+        if cr.is_emergency:
+            pir_hours = (cr.environment.approval_policy.pir_due_hours
+                         if hasattr(cr.environment, "approval_policy") else 48)
+            fields["pir_due_at"] = at + timedelta(hours=pir_hours)
+    else:
+        fields["closed_at"] = at
+    _set(cr, **fields)
+    cr = change_request_for_decision(cr.pk)
+    _record(f"deployment.{outcome}", cr, actor=actor, at=at, from_state=S.DEPLOYING,
+            deployment=deployment.pk, notes=notes or "")
+    return deployment
+
+
+@transaction.atomic
+def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datetime | None = None) -> Deployment:
+    """Roll back a successful deployment; needs deploy on the environment."""
+    at = at or timezone.now()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the deployment is rolled back."]})
+    deployment, cr = _lock_deployment(deployment)
+    allowed_from, to_state = states.DEPLOYMENT_TRANSITIONS["rollback"]
+    if deployment.state not in allowed_from or not states.allows("rollback", cr.state):
+        raise InvalidState(f"Deployment #{deployment.pk} is {deployment.state}; only a successful one rolls back.")
+    if not has_duty(actor, duties.DEPLOY, environment=cr.environment, at=at):
+        raise Denied(Reason("missing_duty", f"You do not hold deploy for {cr.environment.slug}."))
+    _set(deployment, state=to_state, rolled_back_at=at, rollback_reason=reason.strip())
+    _set(cr, state=states.target("rollback"))
+    _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
+    cr = change_request_for_decision(cr.pk)
+    _record("deployment.rolled_back", cr, actor=actor, at=at, from_state=S.DEPLOYED,
+            deployment=deployment.pk, reason=reason.strip())
+    return deployment
+
+
+@transaction.atomic
+def change_request_review_pir(
+    *, actor, change_request: ChangeRequest, notes: str, at: datetime | None = None
+) -> ChangeRequest:
+    """C10: the post-implementation review of an emergency change, by an approve-duty holder who
+    neither wrote nor deployed it."""
+    at = at or timezone.now()
+    if not (notes or "").strip():
+        raise ValidationError({"notes": ["Write what the review found."]})
+    cr = change_request_for_decision(change_request.pk, lock=True)
+    if not cr.is_emergency or cr.pir_due_at is None or cr.pir_at is not None:
+        raise InvalidState("Only a deployed emergency change awaiting its review can be reviewed.")
+    _require_transition("review_pir", cr)
+    deployer_ids = set(cr.deployments.values_list("deployer_id", flat=True))
+    reasons = []
+    if not (has_duty(actor, duties.APPROVE, environment=cr.environment, at=at)
+            or has_duty(actor, duties.SECURITY_APPROVE, environment=cr.environment, at=at)):
+        reasons.append(Reason("missing_duty", f"You do not hold approve for {cr.environment.slug}."))
+    if actor.pk == cr.author_id:
+        reasons.append(Reason("author_cannot_review", "The author of a change may not review it."))
+    if actor.pk in deployer_ids:
+        reasons.append(Reason("deployer_cannot_review", "Whoever deployed a change may not review it."))
+    if reasons:
+        raise Denied(reasons)
+    _set(cr, pir_by=actor, pir_at=at, pir_notes=notes.strip())
+    cr = change_request_for_decision(cr.pk)
+    _record("change_request.pir_completed", cr, actor=actor, at=at, from_state=cr.state,
+            overdue=at > cr.pir_due_at)
+    return cr
+
+
+# --- Policies and freeze windows (admin-managed by superusers and security) ----------------------
+
+
+def _require_policy_admin(actor) -> None:
+    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE)):
+        raise Denied(Reason("missing_duty", "Changing policies and freeze windows needs security_approve."))
+
+
+@transaction.atomic
+def approval_policy_save(*, actor, policy_obj: ApprovalPolicy) -> ApprovalPolicy:
+    _require_policy_admin(actor)
+    created = policy_obj.pk is None
+    policy_obj.full_clean()
+    policy_obj.save()
+    audit.record(
+        "approval_policy.created" if created else "approval_policy.updated",
+        actor=actor,
+        target=policy_obj,
+        environment=policy_obj.environment.slug,
+        data={f.name: getattr(policy_obj, f.attname) for f in policy_obj._meta.concrete_fields if f.name != "id"},
+    )
+    return policy_obj
+
+
+@transaction.atomic
+def freeze_window_save(*, actor, window: FreezeWindow, environments) -> FreezeWindow:
+    _require_policy_admin(actor)
+    if window.ends_at <= window.starts_at:
+        raise ValidationError({"ends_at": ["A freeze window ends after it starts."]})
+    created = window.pk is None
+    if created:
+        window.created_by = actor
+    window.full_clean(exclude=["environments"])
+    window.save()
+    window.environments.set(environments)
+    audit.record(
+        "freeze_window.created" if created else "freeze_window.updated",
+        actor=actor,
+        target=window,
+        data={"name": window.name, "starts_at": window.starts_at, "ends_at": window.ends_at,
+              "environments": sorted(e.slug for e in environments), "reason": window.reason},
+    )
+    return window
