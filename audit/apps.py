@@ -6,6 +6,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self):
-        from audit import db
+        from audit import db, notifications  # noqa: F401 - notifications registers its outbox handler
 
         db.connect()

@@ -61,3 +61,101 @@ class ChainHead(models.Model):
 
     def __str__(self):
         return f"chain head #{self.sequence}"
+
+
+class Alert(models.Model):
+    """A security signal for humans to look at (RULES.md E2)."""
+
+    class Severity(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    kind = models.CharField(max_length=48, db_index=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    subject = models.CharField(max_length=255)
+    details = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    environment = models.CharField(max_length=64, blank=True)
+    team = models.CharField(max_length=64, blank=True)
+    dedupe_key = models.CharField(
+        max_length=200, blank=True, help_text="Signals with the same key raise one open alert, not many."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
+    resolution = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=models.Q(status="open") & ~models.Q(dedupe_key=""),
+                name="alert_one_open_per_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"[{self.severity}] {self.kind}: {self.subject}"
+
+
+class OutboxMessage(models.Model):
+    """A side effect written in the same transaction as the change that caused it, and handed to
+    Celery after commit (and by a periodic sweep), so a broker outage never fails the action and
+    never loses its follow-up."""
+
+    topic = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_index=True)
+    available_at = models.DateTimeField(db_index=True, help_text="Not handed over before this time (retry backoff).")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Gave up after the last retry.")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["delivered_at", "failed_at", "available_at"], name="outbox_due")]
+
+    def __str__(self):
+        return f"outbox #{self.pk} {self.topic}"
+
+
+class NotificationChannel(models.Model):
+    """Where notifications go (RULES.md E3): email addresses, a Slack-compatible incoming webhook,
+    or a generic JSON webhook signed with HMAC-SHA256. Empty team means every team."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        SLACK = "slack"
+        WEBHOOK = "webhook"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    team = models.CharField(max_length=64, blank=True, help_text="Team slug; empty for every team.")
+    target = models.CharField(max_length=500, help_text="Comma-separated addresses, or the webhook URL.")
+    secret = models.CharField(max_length=200, blank=True, help_text="HMAC-SHA256 key for generic webhooks.")
+    topics = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated notification kinds (e.g. alert, escalation); empty for all."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind})"
+
+    def wants(self, kind: str, team: str) -> bool:
+        topics = {t.strip() for t in self.topics.split(",") if t.strip()}
+        return self.is_active and (not self.team or self.team == team) and (not topics or kind in topics)

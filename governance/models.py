@@ -263,3 +263,69 @@ class ApiToken(models.Model):
     def is_usable(self, at=None) -> bool:
         at = at or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)
+
+
+class AccessReview(models.Model):
+    """A campaign: every active grant (of one team, or all) reviewed by a manager (RULES.md A1–A3)."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building", "Building items"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class UndecidedPolicy(models.TextChoices):
+        REVOKE = "revoke", "Revoke undecided grants at close"
+        ESCALATE = "escalate", "Keep them open and alert security"
+
+    name = models.CharField(max_length=150)
+    period = models.CharField(max_length=32, help_text="The period it covers, e.g. 2026-Q4; one campaign per period and scope.")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="access_reviews")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING)
+    undecided_policy = models.CharField(max_length=10, choices=UndecidedPolicy.choices, default=UndecidedPolicy.REVOKE)
+    started_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["period", "team"], name="review_once_per_period_team"),
+            models.UniqueConstraint(
+                fields=["period"], condition=Q(team__isnull=True), name="review_once_per_period_all"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class AccessReviewItem(models.Model):
+    class Decision(models.TextChoices):
+        KEEP = "keep"
+        REVOKE = "revoke"
+
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="items")
+    assignment = models.ForeignKey(RoleAssignment, on_delete=models.PROTECT, related_name="review_items")
+    reviewer = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="access_review_items")
+    reviewer_is_security = models.BooleanField(
+        default=False, help_text="No manager of the team could review it (they hold the grant), so security does."
+    )
+    due_at = models.DateTimeField()
+    recommendations = models.JSONField(default=list, blank=True)
+    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["review", "assignment"], name="review_item_once")]
+        indexes = [models.Index(fields=["reviewer", "decision"], name="review_item_reviewer")]
+
+    def __str__(self):
+        return f"Review item #{self.pk}"

@@ -122,6 +122,9 @@ class ChangeRequest(models.Model):
     pir_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pir_at = models.DateTimeField(null=True, blank=True)
     pir_notes = models.TextField(blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True, help_text="Reviewers reminded (E1: past the SLA).")
+    escalated_at = models.DateTimeField(null=True, blank=True, help_text="Managers alerted (E1: past twice the SLA).")
+    pir_alerted_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:

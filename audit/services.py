@@ -1,0 +1,30 @@
+"""Writes to the audit app that people make (the recording core is audit.chain)."""
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from audit.models import Alert
+
+
+@transaction.atomic
+def alert_resolve(*, actor, alert: Alert, resolution: str, at: datetime | None = None) -> Alert:
+    """Close an alert with what was found. Callers check the actor holds security duties."""
+    from governance.errors import InvalidState  # the refusal vocabulary every client renders
+
+    at = at or timezone.now()
+    if not (resolution or "").strip():
+        raise ValidationError({"resolution": ["Say what was found and done."]})
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.status != Alert.Status.OPEN:
+        raise InvalidState("This alert is already resolved.")
+    alert.status = Alert.Status.RESOLVED
+    alert.resolution = resolution.strip()
+    alert.resolved_by = actor
+    alert.resolved_at = at
+    alert.save(update_fields=["status", "resolution", "resolved_by", "resolved_at"])
+    audit.record("alert.resolved", actor=actor, target=alert, environment=alert.environment, team=alert.team,
+                 data={"kind": alert.kind, "resolution": alert.resolution}, at=at)
+    return alert

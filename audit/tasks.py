@@ -1,0 +1,14 @@
+"""Celery tasks of the audit core. Thin: each calls one function and is safe to run twice."""
+from celery import shared_task
+
+from audit import outbox
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_outbox(message_id: int) -> str:
+    return outbox.deliver(message_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_outbox() -> int:
+    return outbox.sweep()
