@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
+from audit.chain import json_safe
 from audit.models import Alert
 from audit.notifications import notify
 
@@ -24,6 +25,7 @@ def raise_alert(
 ) -> tuple[Alert, bool]:
     """Open an alert (or return the open one with the same ``dedupe_key``). Returns (alert, created)."""
     at = at or timezone.now()
+    details = json_safe(details)
     if dedupe_key:
         existing = Alert.objects.filter(dedupe_key=dedupe_key, status=Alert.Status.OPEN).first()
         if existing is not None:
@@ -31,7 +33,7 @@ def raise_alert(
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
-                kind=kind, severity=severity, subject=subject[:255], details=details or {}, actor=actor,
+                kind=kind, severity=severity, subject=subject[:255], details=details, actor=actor,
                 environment=environment, team=team, dedupe_key=dedupe_key, created_at=at,
             )
     except IntegrityError:  # a concurrent detector opened it first

@@ -19,7 +19,8 @@ from audit.models import AuditEvent, ChainHead
 GENESIS = "0" * 64
 
 
-def _normalise(data) -> dict:
+def json_safe(data) -> dict:
+    """``data`` as it will read back from a JSONField (datetimes as ISO strings, and so on)."""
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
 
 
@@ -91,7 +92,7 @@ def record(
             ip=ctx.ip,
             user_agent=ctx.user_agent,
             request_id=ctx.request_id,
-            data=_normalise(data),
+            data=json_safe(data),
             prev_hash=head.hash,
         )
         event.hash = compute_hash(event, head.hash)

@@ -50,6 +50,7 @@ def load_context(at: datetime | None = None) -> ReviewContext:
     holders = Counter(
         (team_id, role_id)
         for team_id, role_id, _user_id in RoleAssignment.objects.active(at)
+        .order_by()
         .values_list("team_id", "role_id", "user_id")
         .distinct()
     )

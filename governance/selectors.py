@@ -51,6 +51,7 @@ def effective_duties(user, *, at=None) -> list[tuple[str, int | None, int]]:
     at = at or timezone.now()
     rows = (
         RoleAssignment.objects.filter(_in_force(at), user_id=user.pk)
+        .order_by()
         .values_list("role__duties__duty", "environment_id", "team_id")
         .distinct()
     )

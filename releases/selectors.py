@@ -1,14 +1,16 @@
 """Read queries for releases: visibility (RULES.md V1), the policy context, the dashboard."""
+from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from governance import duties
 from governance.models import Membership, RoleAssignment
 from governance.selectors import has_duty
 from releases.models import Approval, ChangeRequest, Deployment, FreezeWindow
-from releases.policy import PolicyContext
+from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 S = ChangeRequest.State
 
@@ -53,6 +55,7 @@ def actor_duties(user, environment, *, at: datetime) -> frozenset[str]:
             status=RoleAssignment.Status.ACTIVE,
             user_id=user.pk,
         )
+        .order_by()
         .values_list("role__duties__duty", flat=True)
         .distinct()
     )
@@ -103,3 +106,233 @@ def change_request_for_decision(pk: int, *, lock: bool = False) -> ChangeRequest
         .select_related("environment__approval_policy__require_prior_environment")
         .get()
     )
+
+
+# --- The portal's dashboard and change page --------------------------------------------------------
+# Appended below the functions the services share; each answers one portal question in a fixed
+# number of queries, however many change requests, approvals or grants there are.
+
+OPEN_STATES = (S.DRAFT, S.PENDING, S.APPROVED, S.DEPLOYING)
+# Events that say more about a person than about the change: only view_audit holders see them (V3).
+SENSITIVE_HISTORY_ACTIONS = ("change_request.signoff_failed",)
+
+
+def _holds_for_change_environment(user, duty_codes, at: datetime) -> Exists:
+    """EXISTS a grant in force of one of ``duty_codes`` for the outer change's environment (or all)."""
+    return Exists(
+        RoleAssignment.objects.filter(
+            Q(environment_id=OuterRef("environment_id")) | Q(environment__isnull=True),
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+            status=RoleAssignment.Status.ACTIVE,
+            user_id=user.pk,
+            role__duties__duty__in=list(duty_codes),
+        )
+    )
+
+
+def _contributed_by(user) -> Exists:
+    return Exists(
+        ChangeRequest.contributors.through.objects.filter(changerequest_id=OuterRef("pk"), user_id=user.pk)
+    )
+
+
+def change_requests_awaiting_review(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
+    """Pending changes ``user`` may decide now (C2): approve or security_approve for the
+    environment, neither author nor contributor, and no decision of theirs on this revision yet.
+    Oldest submission first; ``approvals_so_far`` counts the approvals the revision already has."""
+    at = at or timezone.now()
+    if not user.is_authenticated or not user.is_active:
+        return ChangeRequest.objects.none()
+    decided = Approval.objects.filter(
+        change_request_id=OuterRef("pk"), reviewer_id=user.pk, revision=OuterRef("revision"), stale=False
+    )
+    current_approval = Q(
+        approvals__revision=F("revision"), approvals__stale=False, approvals__decision=Approval.Decision.APPROVED
+    )
+    return (
+        change_requests_visible_to(user, at=at)
+        .filter(_holds_for_change_environment(user, APPROVE_DUTIES, at), state=S.PENDING)
+        .exclude(author_id=user.pk)
+        .exclude(_contributed_by(user))
+        .exclude(Exists(decided))
+        .select_related("team", "environment", "author")
+        .annotate(approvals_so_far=Count("approvals", filter=current_approval))
+        .order_by("submitted_at", "pk")
+    )
+
+
+def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> dict[int, PolicyContext]:
+    """``policy_context`` for many change requests and one actor, keyed by change request id, in a
+    fixed number of queries. The change requests must come from ``with_details`` with
+    ``environment__approval_policy__require_prior_environment`` selected."""
+    at = at or timezone.now()
+    crs = list(change_requests)
+    if not crs:
+        return {}
+    environment_ids = {cr.environment_id for cr in crs}
+    duties_by_environment: dict[int | None, set[str]] = defaultdict(set)
+    if actor.is_authenticated and actor.is_active:
+        rows = (
+            RoleAssignment.objects.filter(
+                Q(environment_id__in=environment_ids) | Q(environment__isnull=True),
+                Q(expires_at__isnull=True) | Q(expires_at__gt=at),
+                status=RoleAssignment.Status.ACTIVE,
+                user_id=actor.pk,
+            )
+            .values_list("environment_id", "role__duties__duty")
+            .distinct()
+        )
+        for environment_id, duty in rows:
+            if duty:
+                duties_by_environment[environment_id].add(duty)
+    member_of = set(
+        Membership.objects.filter(user_id=actor.pk, team_id__in={cr.team_id for cr in crs}).values_list(
+            "team_id", flat=True
+        )
+    )
+    freezes_by_environment: dict[int, list[FreezeWindow]] = defaultdict(list)
+    links = (
+        FreezeWindow.environments.through.objects.filter(
+            environment_id__in=environment_ids, freezewindow__starts_at__lte=at, freezewindow__ends_at__gt=at
+        )
+        .select_related("freezewindow")
+        .order_by("freezewindow__starts_at", "freezewindow_id")
+    )
+    for link in links:
+        freezes_by_environment[link.environment_id].append(link.freezewindow)
+    policies = {cr.pk: getattr(cr.environment, "approval_policy", None) for cr in crs}
+    needs_prior = {
+        cr.pk: policies[cr.pk].require_prior_environment_id
+        for cr in crs
+        if policies[cr.pk] is not None and policies[cr.pk].require_prior_environment_id
+    }
+    deployed = set()
+    if needs_prior:
+        deployed = set(
+            Deployment.objects.filter(
+                environment_id__in=set(needs_prior.values()),
+                artifact__in={cr.artifact for cr in crs if cr.pk in needs_prior},
+                state=Deployment.State.SUCCEEDED,
+            )
+            .values_list("environment_id", "artifact")
+            .distinct()
+        )
+    contexts = {}
+    for cr in crs:
+        prior_id = needs_prior.get(cr.pk)
+        contexts[cr.pk] = PolicyContext(
+            change_request=cr,
+            policy=policies[cr.pk],
+            contributor_ids=frozenset(u.pk for u in cr.contributors.all()),
+            approvals=tuple(cr.approvals.all()),
+            actor=actor,
+            actor_duties=frozenset(duties_by_environment[cr.environment_id] | duties_by_environment[None]),
+            actor_is_team_member=cr.team_id in member_of,
+            active_freezes=tuple(freezes_by_environment[cr.environment_id]),
+            prior_environment_slug=policies[cr.pk].require_prior_environment.slug if prior_id else None,
+            prior_environment_deployed=(prior_id, cr.artifact) in deployed if prior_id else True,
+        )
+    return contexts
+
+
+def deploy_queue(user, *, at: datetime | None = None, limit: int = 100) -> list[tuple[ChangeRequest, Decision]]:
+    """Approved changes ``user`` could deploy, each with the policy's deploy decision for them.
+
+    SQL keeps the candidates the policy would refuse in any case (C5: deploy held for the
+    environment, neither author, contributor nor approver); the policy then decides each of them,
+    so a freeze, the deploy window or a missing prior deployment shows as a refusal with reasons.
+    Oldest approval first."""
+    at = at or timezone.now()
+    if not user.is_authenticated or not user.is_active:
+        return []
+    approved_by_user = Approval.objects.filter(
+        change_request_id=OuterRef("pk"), reviewer_id=user.pk, decision=Approval.Decision.APPROVED
+    )
+    candidates = list(
+        with_details(
+            change_requests_visible_to(user, at=at)
+            .filter(_holds_for_change_environment(user, [duties.DEPLOY], at), state=S.APPROVED)
+            .exclude(author_id=user.pk)
+            .exclude(_contributed_by(user))
+            .exclude(Exists(approved_by_user))
+        )
+        .select_related("environment__approval_policy__require_prior_environment")
+        .order_by("approved_at", "pk")[:limit]
+    )
+    contexts = policy_contexts(candidates, user, at=at)
+    return [(cr, evaluate(contexts[cr.pk], "deploy", at)) for cr in candidates]
+
+
+def change_requests_opened_by(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
+    """The user's own requests that are still on their way: draft, pending, approved or deploying."""
+    return (
+        change_requests_visible_to(user, at=at)
+        .filter(author_id=user.pk, state__in=OPEN_STATES)
+        .select_related("team", "environment")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def change_requests_awaiting_pir(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
+    """Deployed emergency changes whose post-implementation review ``user`` may write (C10):
+    approve-duty holder for the environment, neither author nor deployer. Earliest due first."""
+    at = at or timezone.now()
+    if not user.is_authenticated or not user.is_active:
+        return ChangeRequest.objects.none()
+    return (
+        change_requests_visible_to(user, at=at)
+        .filter(
+            _holds_for_change_environment(user, APPROVE_DUTIES, at),
+            change_type=ChangeRequest.ChangeType.EMERGENCY,
+            state__in=(S.DEPLOYED, S.ROLLED_BACK),
+            pir_due_at__isnull=False,
+            pir_at__isnull=True,
+        )
+        .exclude(author_id=user.pk)
+        .exclude(Exists(Deployment.objects.filter(change_request_id=OuterRef("pk"), deployer_id=user.pk)))
+        .select_related("team", "environment", "author")
+        .order_by("pir_due_at", "pk")
+    )
+
+
+def recent_change_requests(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
+    """Everything the user may see, newest first."""
+    return change_requests_visible_to(user, at=at).select_related("team", "environment", "author")
+
+
+def grants_in_force(user, *, at: datetime | None = None) -> QuerySet[RoleAssignment]:
+    """The user's own role assignments in force, with their duties (two queries)."""
+    at = at or timezone.now()
+    return (
+        RoleAssignment.objects.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at), status=RoleAssignment.Status.ACTIVE, user_id=user.pk
+        )
+        .select_related("role", "team", "environment")
+        .prefetch_related("role__duties")
+        .order_by("role__name", "environment__order", "team__name")
+    )
+
+
+def visible_change_request(user, pk: int, *, at: datetime | None = None) -> ChangeRequest:
+    """One change request with everything its page and the policy need; ``DoesNotExist`` when it
+    does not exist or ``user`` may not see it (V1: forbidden looks like missing)."""
+    return (
+        with_details(change_requests_visible_to(user, at=at))
+        .select_related("environment__approval_policy__require_prior_environment")
+        .get(pk=pk)
+    )
+
+
+def change_request_deployments(change_request: ChangeRequest) -> QuerySet[Deployment]:
+    return change_request.deployments.select_related("deployer").order_by("started_at", "pk")
+
+
+def change_request_history(change_request: ChangeRequest, user, *, at: datetime | None = None) -> QuerySet:
+    """The audit events about one change, oldest first. Whoever may see the change sees what
+    happened to it; events about a person (a failed sign-off) only view_audit holders see."""
+    events = AuditEvent.objects.filter(
+        target_type=ChangeRequest._meta.label_lower, target_id=str(change_request.pk)
+    ).order_by("sequence")
+    if not sees_all_changes(user, at=at):
+        events = events.exclude(action__in=SENSITIVE_HISTORY_ACTIONS)
+    return events
