@@ -1,0 +1,721 @@
+"""The managers' admin: a client of ``governance.services`` (STYLE.md point 6).
+
+Nothing here writes a governed model. Add forms validate *by* calling the service, so a refusal
+becomes form errors carrying the service's reason codes and nothing is written; changes, memberships
+and lifecycle verbs (approve, reject, revoke) call one service each. Who sees and may do what is
+derived from duties held through role assignments (RULES.md V2, V4), never from Django's model
+permissions, and superusers act through the same services as everyone (no SoD bypass).
+"""
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, render
+from guardian.admin import GuardedModelAdmin
+from guardian.shortcuts import get_groups_with_perms, get_perms_for_model, get_users_with_perms
+from simple_history.admin import SimpleHistoryAdmin
+
+from governance import duties, selectors, services
+from governance.errors import Refused
+from governance.models import (
+    ApiToken,
+    ConflictRule,
+    Environment,
+    Membership,
+    Role,
+    RoleAssignment,
+    SoDException,
+    Team,
+)
+
+User = get_user_model()
+
+
+# --- Who may do what: duties held now, read once per request ---------------------------------------
+
+
+def _per_request(request, name: str, compute):
+    """Memoise ``compute()`` on the request: the admin asks the same permission and visibility
+    questions many times while rendering one page, and each answer costs a query."""
+    attribute = f"_countersign_{name}"
+    if not hasattr(request, attribute):
+        setattr(request, attribute, compute())
+    return getattr(request, attribute)
+
+
+def _held(request) -> list[tuple[str, int | None, int]]:
+    """(duty, environment id, team id) the user holds now, read in one query."""
+    return _per_request(request, "duties", lambda: selectors.effective_duties(request.user))
+
+
+def _holds(request, duty: str, *, team: Team | None = None) -> bool:
+    return any(held == duty and (team is None or team_id == team.pk) for held, _, team_id in _held(request))
+
+
+def _may_manage_roles(request, team: Team | None = None) -> bool:
+    return request.user.is_superuser or _holds(request, duties.MANAGE_ROLES, team=team)
+
+
+def _is_security(request) -> bool:
+    return _holds(request, duties.SECURITY_APPROVE)
+
+
+def _sees_all_assignments(request) -> bool:
+    """Mirrors ``selectors.sees_all_assignments`` from the memoised duties (V2)."""
+    return request.user.is_superuser or _is_security(request) or _holds(request, duties.VIEW_AUDIT)
+
+
+def _is_governance_staff(request) -> bool:
+    """Staff who have business in the governance admin: role managers, security, audit viewers."""
+    user = request.user
+    return user.is_active and user.is_staff and (_sees_all_assignments(request) or _may_manage_roles(request))
+
+
+def _describe_refusal(refusal: Refused) -> str:
+    return "; ".join(f"{reason.code}: {reason.message}" for reason in refusal.reasons)
+
+
+def _describe_invalid(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+def _run_per_object(modeladmin, request, queryset, verb: str, call) -> None:
+    """Call a service for each selected object and report each outcome on its own, so one refusal
+    neither hides nor undoes the others (each service call is its own transaction)."""
+    for obj in queryset:
+        try:
+            call(obj)
+        except Refused as refusal:
+            modeladmin.message_user(request, f"{obj}: not {verb}. {_describe_refusal(refusal)}", messages.ERROR)
+        except ValidationError as error:
+            modeladmin.message_user(request, f"{obj}: not {verb}. {_describe_invalid(error)}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{obj}: {verb}.", messages.SUCCESS)
+
+
+class ReasonActionForm(helpers.ActionForm):
+    """The changelist's action bar, with the reason that revoking (and optionally rejecting) needs."""
+
+    reason = forms.CharField(required=False, label="Reason (for revoke / reject):")
+
+
+class ServiceAddForm(forms.ModelForm):
+    """An add form whose validation is the service call itself.
+
+    ``clean()`` runs the service inside the admin's transaction: a ``Refused`` becomes one form
+    error per reason (code and message), a ``ValidationError`` becomes field errors, and in both
+    cases the service has written nothing. On success the created object is the form's instance,
+    so the admin has nothing left to save. ``actor`` is bound per request by the admin."""
+
+    actor = None
+
+    def perform(self, data):
+        raise NotImplementedError
+
+    def clean(self):
+        data = super().clean()
+        self.created = None
+        if self.errors:
+            return data
+        try:
+            self.created = self.perform(data)
+        except Refused as refusal:
+            for reason in refusal.reasons:
+                self.add_error(None, f"{reason.code}: {reason.message}")
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                for field, errors in error.error_dict.items():
+                    self.add_error(field if field in self.fields else None, errors)
+            else:
+                self.add_error(None, error)
+        return data
+
+    def _post_clean(self):
+        # The service validated and created the object: adopt it instead of building and
+        # validating a second, unsaved instance from the form data.
+        if getattr(self, "created", None) is not None:
+            self.instance = self.created
+
+
+class OfferedModelChoiceField(forms.ModelChoiceField):
+    """Lists only ``offered`` rows (what the actor may pick) but accepts any row of ``queryset``,
+    so a stale or forged choice reaches the service and is refused with its reason code
+    (``missing_duty``, ``self_grant``, ``not_team_member``) rather than a bare "invalid choice"."""
+
+    def __init__(self, queryset, *, offered, **kwargs):
+        self.offered = offered
+        super().__init__(queryset, **kwargs)
+
+    def _get_choices(self):
+        if hasattr(self, "_choices"):
+            return self._choices
+        choices = self.iterator(self)
+        choices.queryset = self.offered.all()
+        return choices
+
+    choices = property(_get_choices, forms.ChoiceField.choices.fset)
+
+
+class ServiceOnlyAdmin(SimpleHistoryAdmin):
+    """History without revert, and no deletion: every write goes through a service, and
+    simple-history's revert form would save a past version directly."""
+
+    def has_module_permission(self, request):
+        return _is_governance_staff(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _is_governance_staff(request)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        raise PermissionDenied
+
+    def delete_queryset(self, request, queryset):
+        raise PermissionDenied
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+# --- Role assignments ------------------------------------------------------------------------------
+
+
+class RoleGrantForm(ServiceAddForm):
+    class Meta:
+        model = RoleAssignment
+        fields = ["user", "role", "team", "environment", "justification", "expires_at"]
+
+    def perform(self, data):
+        return services.role_grant(
+            actor=self.actor,
+            user=data["user"],
+            role=data["role"],
+            team=data["team"],
+            environment=data.get("environment"),
+            justification=data.get("justification") or "",
+            expires_at=data.get("expires_at"),
+        )
+
+
+@admin.register(RoleAssignment)
+class RoleAssignmentAdmin(ServiceOnlyAdmin):
+    form = RoleGrantForm
+    action_form = ReasonActionForm
+    actions = ["approve_selected", "reject_selected", "revoke_selected"]
+    list_display = ["id", "user", "role", "team", "environment", "status", "expires_at", "requested_by", "approved_by"]
+    list_display_links = ["id", "user"]
+    list_select_related = ["user", "role", "team", "environment", "requested_by", "approved_by"]
+    list_filter = [
+        "status",
+        ("role", admin.RelatedOnlyFieldListFilter),
+        ("team", admin.RelatedOnlyFieldListFilter),
+        ("environment", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["user__username"]
+    add_fields = ["user", "role", "team", "environment", "justification", "expires_at"]
+    detail_fields = [
+        "user", "role", "team", "environment", "justification", "status", "requested_by", "created_at",
+        "approved_by", "approved_at", "expires_at", "ended_by", "ended_at", "end_reason", "last_used_at",
+        "sod_exception",
+    ]
+
+    def visible(self, request):
+        return _per_request(request, "visible_assignments", lambda: selectors.assignments_visible_to(request.user))
+
+    def get_queryset(self, request):
+        queryset = self.visible(request).all()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def has_view_permission(self, request, obj=None):
+        if not _is_governance_staff(request):
+            return False
+        return obj is None or self.visible(request).filter(pk=obj.pk).exists()
+
+    def has_add_permission(self, request):
+        return _may_manage_roles(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_decide_permission(self, request):
+        """Approve, reject and revoke are offered to those the services might allow (G4, G5);
+        the services decide each grant."""
+        return _may_manage_roles(request) or _is_security(request)
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.detail_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        # Also read-only on simple-history's page of a past version, which builds its own form.
+        return [] if obj is None else self.detail_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            offered = User.objects.filter(is_active=True).order_by("username")
+            if not request.user.is_superuser:
+                offered = selectors.members_grantable_by(request.user)
+            return super().formfield_for_foreignkey(
+                db_field, request, form_class=OfferedModelChoiceField,
+                queryset=User.objects.order_by("username"), offered=offered, **kwargs,
+            )
+        if db_field.name == "team":
+            return super().formfield_for_foreignkey(
+                db_field, request, form_class=OfferedModelChoiceField,
+                queryset=Team.objects.all(), offered=selectors.teams_managed_by(request.user), **kwargs,
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_form(self, request, form, change):
+        return form.instance
+
+    def save_model(self, request, obj, form, change):
+        """``services.role_grant`` already wrote the grant while validating the form."""
+        if obj.status == RoleAssignment.Status.PENDING:
+            self.message_user(
+                request, f"{obj} is privileged: it stays pending until a second person approves it.", messages.WARNING
+            )
+
+    def save_related(self, request, form, formsets, change):
+        """Grants have no related rows the admin edits."""
+
+    @admin.action(description="Approve selected pending grants", permissions=["decide"])
+    def approve_selected(self, request, queryset):
+        _run_per_object(
+            self, request, queryset, "approved",
+            lambda assignment: services.role_assignment_approve(actor=request.user, assignment=assignment),
+        )
+
+    @admin.action(description="Reject selected pending grants", permissions=["decide"])
+    def reject_selected(self, request, queryset):
+        reason = request.POST.get("reason", "")
+        _run_per_object(
+            self, request, queryset, "rejected",
+            lambda grant: services.role_assignment_reject(actor=request.user, assignment=grant, reason=reason),
+        )
+
+    @admin.action(description="Revoke selected grants (give a reason)", permissions=["decide"])
+    def revoke_selected(self, request, queryset):
+        reason = request.POST.get("reason", "")
+        _run_per_object(
+            self, request, queryset, "revoked",
+            lambda grant: services.role_assignment_revoke(actor=request.user, assignment=grant, reason=reason),
+        )
+
+
+# --- Teams and environments: guardian's object-permission pages, read-only -----------------------
+
+
+class ReadOnlyObjectPermissionsAdmin(ServiceOnlyAdmin, GuardedModelAdmin):
+    """Guardian's "Object permissions" page lists who holds which duty on the object, but its
+    forms are gone and its edit views answer 403: those rows are derived from role assignments
+    and only ``governance.permissions.sync_permissions`` writes them (ARCHITECTURE principle 3)."""
+
+    change_form_template = "admin/governance/guarded_change_form.html"
+    obj_perms_manage_template = "admin/governance/obj_perms_readonly.html"
+
+    def may_view_object_permissions(self, request, obj) -> bool:
+        raise NotImplementedError
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        context = {"can_view_object_permissions": obj is not None and self.may_view_object_permissions(request, obj)}
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
+
+    def obj_perms_manage_view(self, request, object_pk):
+        if request.method != "GET":
+            raise PermissionDenied
+        obj = get_object_or_404(self.get_queryset(request), pk=object_pk)
+        if not self.may_view_object_permissions(request, obj):
+            raise PermissionDenied
+        users_perms = get_users_with_perms(obj, attach_perms=True, with_group_users=False)
+        groups_perms = get_groups_with_perms(obj, attach_perms=True)
+        context = {
+            **self.get_obj_perms_base_context(request, obj),
+            "model_perms": get_perms_for_model(obj).filter(codename__startswith="duty_").order_by("codename"),
+            "users_perms": dict(sorted(users_perms.items(), key=lambda item: item[0].get_username())),
+            "groups_perms": dict(sorted(groups_perms.items(), key=lambda item: item[0].name)),
+        }
+        request.current_app = self.admin_site.name
+        return render(request, self.obj_perms_manage_template, context)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        raise PermissionDenied
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        raise PermissionDenied
+
+
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "is_manager"]
+
+    def clean_user(self):
+        user = self.cleaned_data["user"]
+        if self.instance.pk and user != self.instance.user:
+            raise ValidationError("To move someone, remove this row and add a new one.")
+        return user
+
+
+class MembershipInline(admin.TabularInline):
+    """Members of the team. Saves and removals go through ``membership_set`` / ``membership_remove``
+    (see ``TeamAdmin.save_formset``); removing a member revokes their grants in the team."""
+
+    model = Membership
+    form = MembershipForm
+    fields = ["user", "is_manager", "joined_at"]
+    readonly_fields = ["joined_at"]
+    extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def has_view_permission(self, request, obj=None):
+        return _is_governance_staff(request)
+
+    def has_add_permission(self, request, obj=None):
+        return obj is not None and _may_manage_roles(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and _may_manage_roles(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and _may_manage_roles(request, obj)
+
+
+@admin.register(Team)
+class TeamAdmin(ReadOnlyObjectPermissionsAdmin):
+    inlines = [MembershipInline]
+    list_display = ["name", "slug", "time_zone"]
+    search_fields = ["name", "slug"]
+    fields = ["name", "slug", "time_zone", "on_call_reviewers"]
+
+    def get_queryset(self, request):
+        if _sees_all_assignments(request):
+            return Team.objects.all()
+        return selectors.teams_managed_by(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        """Checked against the object too: simple-history shows stored versions of teams that
+        ``get_queryset`` leaves out."""
+        if not _is_governance_staff(request):
+            return False
+        return obj is None or _sees_all_assignments(request) or _may_manage_roles(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        """Superusers change the team; its managers change its members (the inline)."""
+        return _may_manage_roles(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The on-call list has no service yet, so nobody edits it here.
+        return ["on_call_reviewers"] if request.user.is_superuser else self.fields
+
+    def may_view_object_permissions(self, request, obj) -> bool:
+        return _sees_all_assignments(request) or _may_manage_roles(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if not change or form.has_changed():
+            services.team_save(actor=request.user, team=obj)
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
+
+    def save_formset(self, request, form, formset, change):
+        """Stands in for the formset's own saving: each row goes through a membership service, and
+        the outcome is recorded on the formset as Django would, for the admin's change log."""
+        team = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for member_form in formset.deleted_forms:
+            if member_form.instance.pk:
+                services.membership_remove(actor=request.user, membership=member_form.instance)
+                formset.deleted_objects.append(member_form.instance)
+        for member_form in formset.forms:
+            if member_form in formset.deleted_forms or not member_form.has_changed():
+                continue
+            membership = services.membership_set(
+                actor=request.user,
+                team=team,
+                user=member_form.cleaned_data["user"],
+                is_manager=member_form.cleaned_data.get("is_manager", False),
+            )
+            if member_form.instance.pk:
+                formset.changed_objects.append((membership, member_form.changed_data))
+            else:
+                formset.new_objects.append(membership)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(ReadOnlyObjectPermissionsAdmin):
+    list_display = ["name", "slug", "tier", "order", "time_zone"]
+    list_filter = ["tier"]
+    fields = ["name", "slug", "tier", "order", "time_zone"]
+
+    def may_view_object_permissions(self, request, obj) -> bool:
+        """Who holds duties on an environment spans every team: only those who see every
+        assignment (V2) see this list."""
+        return _sees_all_assignments(request)
+
+    def save_model(self, request, obj, form, change):
+        services.environment_save(actor=request.user, environment=obj)
+
+
+# --- Roles and conflict rules ----------------------------------------------------------------------
+
+
+class RoleForm(forms.ModelForm):
+    duty_codes = forms.MultipleChoiceField(
+        choices=duties.CHOICES, required=False, widget=forms.CheckboxSelectMultiple, label="Duties"
+    )
+
+    class Meta:
+        model = Role
+        fields = ["name", "slug", "description", "scope", "is_privileged"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["duty_codes"].initial = list(self.instance.duties.values_list("duty", flat=True))
+
+
+@admin.register(Role)
+class RoleAdmin(ServiceOnlyAdmin):
+    form = RoleForm
+    list_display = ["name", "slug", "scope", "is_privileged", "duty_list"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("duties")
+
+    def get_fields(self, request, obj=None):
+        base = ["name", "slug", "description", "scope", "is_privileged"]
+        return [*base, "duty_codes"] if self.has_change_permission(request, obj) else [*base, "duty_list"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if self.has_change_permission(request, obj) else {}
+
+    @admin.display(description="Duties")
+    def duty_list(self, obj):
+        return ", ".join(sorted(role_duty.duty for role_duty in obj.duties.all()))
+
+    def save_model(self, request, obj, form, change):
+        services.role_save(actor=request.user, role=obj, duty_codes=form.cleaned_data["duty_codes"])
+
+    def save_related(self, request, form, formsets, change):
+        """``role_save`` wrote the duties with the role."""
+
+
+@admin.register(ConflictRule)
+class ConflictRuleAdmin(ServiceOnlyAdmin):
+    list_display = ["duty_a", "duty_b", "tier", "is_active", "description"]
+    list_filter = ["is_active", "tier"]
+    fields = ["duty_a", "duty_b", "tier", "description", "is_active"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser or _is_security(request)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser or _is_security(request)
+
+    def save_model(self, request, obj, form, change):
+        services.conflict_rule_save(actor=request.user, rule=obj)
+
+
+# --- SoD exceptions --------------------------------------------------------------------------------
+
+
+def sod_exceptions_visible_to(user):
+    """Defined here until governance.selectors has one: like V2, security and audit viewers see
+    every exception, managers those of their teams' members, everyone their own."""
+    if selectors.sees_all_assignments(user):
+        return SoDException.objects.all()
+    members = Membership.objects.filter(team__in=selectors.teams_managed_by(user)).values("user_id")
+    return SoDException.objects.filter(Q(user_id=user.pk) | Q(user_id__in=members))
+
+
+class SoDExceptionRequestForm(ServiceAddForm):
+    class Meta:
+        model = SoDException
+        fields = ["user", "duty_a", "duty_b", "environment", "justification", "expires_at"]
+
+    def perform(self, data):
+        return services.sod_exception_request(
+            actor=self.actor,
+            user=data["user"],
+            duty_a=data["duty_a"],
+            duty_b=data["duty_b"],
+            environment=data.get("environment"),
+            justification=data.get("justification") or "",
+            expires_at=data.get("expires_at"),
+        )
+
+
+@admin.register(SoDException)
+class SoDExceptionAdmin(ServiceOnlyAdmin):
+    form = SoDExceptionRequestForm
+    action_form = ReasonActionForm
+    actions = ["approve_selected", "revoke_selected"]
+    list_display = [
+        "id", "user", "duty_a", "duty_b", "environment", "status", "expires_at", "requested_by", "approved_by",
+    ]
+    list_select_related = ["user", "environment", "requested_by", "approved_by"]
+    list_filter = ["status"]
+    search_fields = ["user__username"]
+    add_fields = ["user", "duty_a", "duty_b", "environment", "justification", "expires_at"]
+    detail_fields = [
+        "user", "duty_a", "duty_b", "environment", "justification", "expires_at", "status", "requested_by",
+        "created_at", "approved_by", "approved_at",
+    ]
+
+    def visible(self, request):
+        return _per_request(request, "visible_sod_exceptions", lambda: sod_exceptions_visible_to(request.user))
+
+    def get_queryset(self, request):
+        queryset = self.visible(request).all()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def has_view_permission(self, request, obj=None):
+        if not _is_governance_staff(request):
+            return False
+        return obj is None or self.visible(request).filter(pk=obj.pk).exists()
+
+    def has_add_permission(self, request):
+        return _may_manage_roles(request) or _is_security(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_decide_permission(self, request):
+        return request.user.is_superuser or _is_security(request)
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.detail_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        # Also read-only on simple-history's page of a past version, which builds its own form.
+        return [] if obj is None else self.detail_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            offered = User.objects.filter(is_active=True).order_by("username")
+            if not (request.user.is_superuser or _is_security(request)):
+                offered = selectors.members_grantable_by(request.user)
+            return super().formfield_for_foreignkey(
+                db_field, request, form_class=OfferedModelChoiceField,
+                queryset=User.objects.order_by("username"), offered=offered, **kwargs,
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_form(self, request, form, change):
+        return form.instance
+
+    def save_model(self, request, obj, form, change):
+        """``services.sod_exception_request`` already wrote the request while validating the form."""
+
+    def save_related(self, request, form, formsets, change):
+        """Exceptions have no related rows the admin edits."""
+
+    @admin.action(description="Approve selected pending exceptions", permissions=["decide"])
+    def approve_selected(self, request, queryset):
+        _run_per_object(
+            self, request, queryset, "approved",
+            lambda exception: services.sod_exception_approve(actor=request.user, exception=exception),
+        )
+
+    @admin.action(description="Revoke selected exceptions (give a reason)", permissions=["decide"])
+    def revoke_selected(self, request, queryset):
+        reason = request.POST.get("reason", "")
+        _run_per_object(
+            self, request, queryset, "revoked",
+            lambda exception: services.sod_exception_revoke(actor=request.user, exception=exception, reason=reason),
+        )
+
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Keys are issued by ``api_token_create`` (the key is shown once, at issue); here they are
+    listed and revoked. Only a short hint of the stored hash is ever shown."""
+
+    actions = ["revoke_selected"]
+    list_display = ["prefix", "name", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_select_related = ["user"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "name", "prefix"]
+    fields = ["user", "name", "prefix", "key_hash_hint", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else queryset.filter(user_id=request.user.pk)
+
+    def has_module_permission(self, request):
+        return _is_governance_staff(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _is_governance_staff(request) and (
+            obj is None or request.user.is_superuser or obj.user_id == request.user.pk
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Key hash")
+    def key_hash_hint(self, obj):
+        return f"{obj.key_hash[:8]}…"
+
+    @admin.action(description="Revoke selected keys")
+    def revoke_selected(self, request, queryset):
+        _run_per_object(
+            self, request, queryset, "revoked", lambda token: services.api_token_revoke(actor=request.user, token=token)
+        )
+
+
+# --- Accounts: permissions are derived, never hand-edited -------------------------------------------
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    """Django's user admin, minus hand-edited permissions and groups: duty permissions are derived
+    from role assignments by ``sync_permissions`` alone, so granting one here would bypass SoD."""
+
+    readonly_fields = ["user_permissions", "groups", "last_login", "date_joined"]
