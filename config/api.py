@@ -1,9 +1,12 @@
 """API-wide error shape (API.md): 400 field errors, 403/409 with reason codes, never a 500 for
 a refusal a service raised."""
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance.errors import Refused
@@ -22,6 +25,9 @@ def exception_handler(exc, context):
         else:
             body = {"non_field_errors": exc.messages}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ParseError):
+        # A body that is not JSON at all is bad input like any other: 400 in the field-errors shape.
+        return Response({api_settings.NON_FIELD_ERRORS_KEY: [str(exc.detail)]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, exceptions.PermissionDenied) and not isinstance(getattr(exc, "detail", None), dict):
@@ -31,3 +37,23 @@ def exception_handler(exc, context):
             response.data = {"detail": str(exc.detail), "reasons": [{"code": code, "message": str(exc.detail)}]}
         return response
     return drf_exception_handler(exc, context)
+
+
+class Pagination(LimitOffsetPagination):
+    """Limit/offset paging with bounds: a larger ``limit`` is cut to ``max_limit`` and an offset past
+    any real table is cut too, so absurd numbers page past the end instead of overflowing the
+    database's integer (a 500 on SQLite and PostgreSQL)."""
+
+    max_limit = 1000
+    max_offset = 2**31 - 1
+
+    def get_offset(self, request):
+        return min(super().get_offset(request), self.max_offset)
+
+
+def not_found(request, exception=None):
+    """``handler404``: an API path no route matches (``/api/v1/role-assignments/1.5/``) answers in
+    the API's shape, ``{detail}``; everything else keeps Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
 
+handler404 = "config.api.not_found"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
@@ -13,5 +15,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include("releases.api.urls")),
+    path("api/v1/", include("governance.api.access_reviews")),
+    path("api/v1/", include("audit.api.urls")),
     path("", include("releases.urls")),
 ]

@@ -246,7 +246,7 @@ def role_grant(
 
 def _lock_assignment(assignment: RoleAssignment) -> RoleAssignment:
     _lock_user(assignment.user)
-    return RoleAssignment.objects.select_for_update().select_related("user", "role", "team", "environment").get(
+    return RoleAssignment.objects.select_for_update(of=("self",)).select_related("user", "role", "team", "environment").get(
         pk=assignment.pk
     )
 
@@ -356,7 +356,7 @@ def role_assignments_expire_due(*, at: datetime | None = None) -> int:
     expired = 0
     for pk in due:
         with transaction.atomic():
-            assignment = RoleAssignment.objects.select_for_update().select_related(
+            assignment = RoleAssignment.objects.select_for_update(of=("self",)).select_related(
                 "user", "role", "team", "environment"
             ).get(pk=pk)
             if assignment.status not in (Status.ACTIVE, Status.PENDING) or assignment.expires_at > at:
@@ -445,7 +445,7 @@ def sod_exception_request(
 @transaction.atomic
 def sod_exception_approve(*, actor, exception: SoDException, at: datetime | None = None) -> SoDException:
     at = at or timezone.now()
-    exception = SoDException.objects.select_for_update().select_related("user", "environment").get(pk=exception.pk)
+    exception = SoDException.objects.select_for_update(of=("self",)).select_related("user", "environment").get(pk=exception.pk)
     if exception.status != SoDException.Status.PENDING:
         raise InvalidState(f"Only pending exceptions can be approved; this one is {exception.status}.")
     if exception.expires_at <= at:
@@ -480,7 +480,7 @@ def sod_exception_revoke(*, actor, exception: SoDException, reason: str, at: dat
     at = at or timezone.now()
     if not (reason or "").strip():
         raise ValidationError({"reason": ["Say why the exception is revoked."]})
-    exception = SoDException.objects.select_for_update().select_related("user", "environment").get(pk=exception.pk)
+    exception = SoDException.objects.select_for_update(of=("self",)).select_related("user", "environment").get(pk=exception.pk)
     if exception.status not in (SoDException.Status.PENDING, SoDException.Status.ACTIVE):
         raise InvalidState(f"This exception is already {exception.status}.")
     if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
@@ -650,7 +650,7 @@ def api_token_create(*, actor, user, name: str = "", expires_days: int | None = 
 
 @transaction.atomic
 def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
-    token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+    token = ApiToken.objects.select_for_update(of=("self",)).select_related("user").get(pk=token.pk)
     if actor.pk != token.user_id and not actor.is_superuser:
         raise Denied(Reason("missing_duty", "Only the key's owner or an administrator may revoke it."))
     if token.revoked_at is not None:
@@ -816,7 +816,7 @@ def access_review_item_decide(*, actor, item, decision: str, comment: str = "", 
         raise ValidationError({"decision": ["Choose keep or revoke."]})
     if decision == AccessReviewItem.Decision.REVOKE and not (comment or "").strip():
         raise ValidationError({"comment": ["Say why the grant is revoked."]})
-    item = AccessReviewItem.objects.select_for_update().select_related(
+    item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related(
         "review", "assignment", "assignment__team", "assignment__user", "assignment__role"
     ).get(pk=item.pk)
     if item.review.status != AccessReview.Status.OPEN or item.decision:
