@@ -1,6 +1,6 @@
 # Countersign: the README's two commands, plus a few for developers.
 # `make run`  — bootstrap .venv, migrate, load the demo, serve on http://127.0.0.1:8000
-# `make test` — bootstrap .venv, run the whole pytest suite
+# `make test` — bootstrap .venv, collect static files, run the whole pytest suite
 # With DATABASE_URL=postgres://… and CELERY_BROKER_URL=redis://… both use PostgreSQL and Redis.
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +20,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 migrate: venv
-	@echo "==> Applying migrations ($${DATABASE_URL:+PostgreSQL}$${DATABASE_URL:-SQLite in var/})"
+	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Applying migrations ($${db:-SQLite in var/})"
 	@$(PY) manage.py migrate --noinput -v0
 
 static: venv
@@ -33,8 +33,8 @@ run: migrate static
 	@echo "==> Serving on http://127.0.0.1:8000 (log in as mgr / countersign-demo; Ctrl-C to stop)"
 	@$(PY) manage.py runserver 127.0.0.1:8000
 
-test: venv
-	@echo "==> Running the test suite ($${DATABASE_URL:+PostgreSQL}$${DATABASE_URL:-SQLite})"
+test: static
+	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: migrate

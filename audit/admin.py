@@ -1,7 +1,15 @@
-"""The audit trail in the admin: read-only, for holders of view_audit and security (RULES.md V3)."""
-from django.contrib import admin
+"""The audit app in the admin: the trail and alerts, read by holders of view_audit and security
+(RULES.md V3) and never written here, except alerts resolved by security through their service;
+notification channels (configuration) and the delivery queue for superusers and security."""
+from urllib.parse import urlsplit
 
-from audit.models import AuditEvent
+from django import forms
+from django.contrib import admin
+from django.contrib.admin import helpers
+
+import audit
+from audit import services
+from audit.models import Alert, AuditEvent, NotificationChannel, OutboxMessage
 
 
 def _may_read_trail(request) -> bool:
@@ -54,3 +62,186 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _is_security(request) -> bool:
+    """Staff holding security_approve now; memoised per request (lazy import: see ``_may_read_trail``)."""
+    if not hasattr(request, "_countersign_is_security"):
+        from governance import duties
+        from governance.selectors import has_duty
+
+        user = request.user
+        request._countersign_is_security = user.is_active and user.is_staff and has_duty(user, duties.SECURITY_APPROVE)
+    return request._countersign_is_security
+
+
+def _configures_notifications(request) -> bool:
+    user = request.user
+    return user.is_active and user.is_staff and (user.is_superuser or _is_security(request))
+
+
+class ResolutionActionForm(helpers.ActionForm):
+    """The changelist's action bar, with the resolution that resolving needs."""
+
+    resolution = forms.CharField(required=False, label="Resolution (what was found and done):")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are raised by the detectors (``audit.alerts.raise_alert``) and resolved by security
+    through ``alert_resolve``; nothing else changes them. Readers as for the trail (V3)."""
+
+    action_form = ResolutionActionForm
+    actions = ["resolve_selected"]
+    list_display = ["id", "created_at", "severity", "kind", "subject", "team", "environment", "status", "resolved_by"]
+    list_display_links = ["id", "subject"]
+    list_select_related = ["resolved_by"]
+    list_filter = ["status", "severity", "kind"]
+    search_fields = ["subject", "kind", "dedupe_key"]
+    fields = [
+        "kind", "severity", "subject", "details", "actor", "environment", "team", "dedupe_key", "status", "created_at",
+        "resolution", "resolved_by", "resolved_at",
+    ]
+    readonly_fields = fields
+
+    def has_module_permission(self, request):
+        return _may_read_trail(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _may_read_trail(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_resolve_permission(self, request):
+        return _is_security(request)
+
+    @admin.action(description="Resolve selected alerts (give the resolution)", permissions=["resolve"])
+    def resolve_selected(self, request, queryset):
+        # The per-object runner renders governance's refusals; imported lazily like the duty check.
+        from governance.admin import _run_per_object
+
+        resolution = request.POST.get("resolution", "")
+        _run_per_object(
+            self, request, queryset, "resolved",
+            lambda alert: services.alert_resolve(actor=request.user, alert=alert, resolution=resolution),
+        )
+
+
+class NotificationChannelForm(forms.ModelForm):
+    """The secret is write-only: the form never renders it, and leaving it empty keeps the stored one."""
+
+    secret = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="HMAC-SHA256 key for generic webhooks. Never shown again; leave empty to keep the current one.",
+    )
+    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "kind", "team", "target", "secret", "topics", "is_active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stored_secret = self.instance.secret
+
+    def clean_secret(self):
+        return self.cleaned_data.get("secret") or ""
+
+    def clean(self):
+        data = super().clean()
+        if data.get("clear_secret"):
+            data["secret"] = ""
+        elif not data.get("secret"):
+            data["secret"] = self.stored_secret
+        return data
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    """Where notifications go is configuration, not a governed record: no SoD rule covers it, so
+    Django saves it. Superusers and security edit it; every save is written to the audit trail
+    (never the secret). Channels are switched off, not deleted, so past deliveries stay explained."""
+
+    form = NotificationChannelForm
+    list_display = ["name", "kind", "team_or_all", "target_hint", "topics", "is_active", "has_secret"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "team"]
+
+    def has_module_permission(self, request):
+        return _configures_notifications(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _configures_notifications(request)
+
+    def has_add_permission(self, request):
+        return _configures_notifications(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _configures_notifications(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Team")
+    def team_or_all(self, channel):
+        return channel.team or "every team"
+
+    @admin.display(description="Target")
+    def target_hint(self, channel):
+        """Webhook URLs often carry a credential in their path (Slack's do): the list shows the host only."""
+        if channel.kind == NotificationChannel.Kind.EMAIL:
+            return channel.target
+        parts = urlsplit(channel.target)
+        return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "…"
+
+    @admin.display(description="Secret", boolean=True)
+    def has_secret(self, channel):
+        return bool(channel.secret)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit.record(
+            "notification_channel.saved", actor=request.user, target=obj, team=obj.team,
+            data={"created": not change, "changed": sorted(set(form.changed_data) - {"clear_secret"}),
+                  "kind": obj.kind, "topics": obj.topics, "is_active": obj.is_active},
+        )
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """The delivery queue, read-only: what was sent, retried, or given up on (RULES.md E3)."""
+
+    list_display = ["id", "topic", "created_at", "attempts", "delivered_at", "failed_at", "error_hint"]
+    list_filter = ["topic", ("delivered_at", admin.EmptyFieldListFilter), ("failed_at", admin.EmptyFieldListFilter)]
+    fields = [
+        "topic", "payload", "created_at", "available_at", "dispatched_at", "delivered_at", "attempts", "failed_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def has_module_permission(self, request):
+        return _configures_notifications(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _configures_notifications(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Last error")
+    def error_hint(self, message):
+        return (message.last_error[:80] + "…") if len(message.last_error) > 80 else message.last_error

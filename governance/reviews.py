@@ -16,7 +16,7 @@ from governance import duties
 from governance.models import Environment, Membership, RoleAssignment, RoleDuty
 from governance.selectors import duty_assignments
 
-BATCH_SIZE = 1000
+BATCH_SIZE = settings.COUNTERSIGN_REVIEW_BATCH_SIZE
 UNUSED_DAYS = getattr(settings, "COUNTERSIGN_UNUSED_DAYS", 90)
 INACTIVE_DAYS = getattr(settings, "COUNTERSIGN_INACTIVE_DAYS", 90)
 
@@ -99,8 +99,9 @@ def recommendations(ctx: ReviewContext, assignment: RoleAssignment) -> list[dict
     return found
 
 
-def grants_in_batches(*, team_id: int | None, after_id: int, at: datetime, batch_size: int = BATCH_SIZE):
+def grants_in_batches(*, team_id: int | None, after_id: int, at: datetime, batch_size: int | None = None):
     """Active grants in id order, ``batch_size`` at a time, each batch one query."""
+    batch_size = batch_size or BATCH_SIZE
     last = after_id
     while True:
         queryset = (

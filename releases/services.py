@@ -23,6 +23,7 @@ from releases.selectors import change_request_for_decision, policy_context
 
 S = ChangeRequest.State
 EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url")
+HUMAN_CHANNELS = (Approval.Via.PORTAL, Approval.Via.API)
 
 
 def _record(action: str, cr: ChangeRequest, *, actor, at, from_state: str, **data) -> None:
@@ -223,6 +224,10 @@ def change_request_update(
     _set(cr, **fields)
     if new_contributors is not None:
         cr.contributors.set(new_contributors)
+    if new_revision:
+        # The new revision meets the policy afresh: auto-approval (C9) or no approval needed at all.
+        _settle_approvals(change_request_for_decision(cr.pk), actor, at)
+    _mark_duty_used(actor, cr.environment, [duties.SUBMIT], at)
     cr = change_request_for_decision(cr.pk)
     _record(
         "change_request.revised" if new_revision else "change_request.updated",
@@ -233,6 +238,9 @@ def change_request_update(
 
 
 def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime) -> ChangeRequest:
+    if via not in HUMAN_CHANNELS:
+        # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
+        raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
     cr = change_request_for_decision(change_request.pk, lock=True)
     action = "approve" if decision == Approval.Decision.APPROVED else "reject"
     ctx = policy_context(cr, actor, at=at)
@@ -410,8 +418,8 @@ def change_request_review_pir(
     _require_transition("review_pir", cr)
     deployer_ids = set(cr.deployments.values_list("deployer_id", flat=True))
     reasons = []
-    if not (has_duty(actor, duties.APPROVE, environment=cr.environment, at=at)
-            or has_duty(actor, duties.SECURITY_APPROVE, environment=cr.environment, at=at)):
+    held = {d for d in policy.APPROVE_DUTIES if has_duty(actor, d, environment=cr.environment, at=at)}
+    if not held:
         reasons.append(Reason("missing_duty", f"You do not hold approve for {cr.environment.slug}."))
     if actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_review", "The author of a change may not review it."))
@@ -420,6 +428,7 @@ def change_request_review_pir(
     if reasons:
         raise Denied(reasons)
     _set(cr, pir_by=actor, pir_at=at, pir_notes=notes.strip())
+    _mark_duty_used(actor, cr.environment, held, at)
     cr = change_request_for_decision(cr.pk)
     _record("change_request.pir_completed", cr, actor=actor, at=at, from_state=cr.state,
             overdue=at > cr.pir_due_at)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from governance import views as governance_views
 from releases import views
 
 app_name = "releases"
@@ -11,4 +12,7 @@ urlpatterns = [
     path("changes/<int:pk>/review/", views.change_request_review, name="review"),
     path("deployments/<int:pk>/finish/", views.deployment_finish, name="deployment_finish"),
     path("deployments/<int:pk>/rollback/", views.deployment_rollback, name="deployment_rollback"),
+    path("access-reviews/", governance_views.access_reviews, name="access_reviews"),
+    path("access-reviews/items/<int:pk>/decide/", governance_views.access_review_item_decide,
+         name="access_review_decide"),
 ]

@@ -57,7 +57,6 @@ def test_queries_grow_with_batches_not_grants(demo, monkeypatch):
 
     def run(period, batch):
         monkeypatch.setattr(reviews, "BATCH_SIZE", batch)
-        monkeypatch.setattr(reviews.grants_in_batches, "__defaults__", (batch,))
         with CaptureQueriesContext(connection) as ctx:
             services.access_review_start(period=period)
         return len(ctx.captured_queries)
