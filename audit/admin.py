@@ -162,6 +162,13 @@ class NotificationChannelForm(forms.ModelForm):
             data["secret"] = self.stored_secret
         return data
 
+    def audited_changes(self) -> list[str]:
+        """Names of the fields this save changed; the secret only if it was replaced or removed."""
+        changed = set(self.changed_data) - {"secret", "clear_secret"}
+        if self.cleaned_data.get("secret") != self.stored_secret:
+            changed.add("secret")
+        return sorted(changed)
+
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
@@ -209,7 +216,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         audit.record(
             "notification_channel.saved", actor=request.user, target=obj, team=obj.team,
-            data={"created": not change, "changed": sorted(set(form.changed_data) - {"clear_secret"}),
+            data={"created": not change, "changed": form.audited_changes(),
                   "kind": obj.kind, "topics": obj.topics, "is_active": obj.is_active},
         )
 

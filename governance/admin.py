@@ -756,6 +756,12 @@ def _may_start_reviews(request) -> bool:
     return request.user.is_superuser or _is_security(request) or _holds(request, duties.REVIEW_ACCESS)
 
 
+def _visible_review_items(request):
+    return _per_request(
+        request, "visible_review_items", lambda: review_visibility.review_items_visible_to(request.user)
+    )
+
+
 def _refuse_close(request, review: AccessReview) -> None:
     """``access_review_close`` takes any actor, so the admin applies the starting rule to closing:
     a superuser, security, or review_access in the campaign's team (every-team campaigns: the
@@ -786,10 +792,12 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
     ]
 
     def visible(self, request):
-        return _per_request(request, "visible_reviews", lambda: review_visibility.access_reviews_visible_to(request.user))
+        return _per_request(
+            request, "visible_reviews", lambda: review_visibility.access_reviews_visible_to(request.user)
+        )
 
     def visible_items(self, request):
-        return _per_request(request, "visible_review_items", lambda: review_visibility.review_items_visible_to(request.user))
+        return _visible_review_items(request)
 
     def get_queryset(self, request):
         queryset = review_visibility.with_item_counts(self.visible(request).all(), self.visible_items(request))
@@ -856,7 +864,9 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
     def save_model(self, request, obj, form, change):
         """``access_review_start`` built the campaign while validating the form."""
         if getattr(form, "existed", False):
-            self.message_user(request, f"{obj} already existed for this period; nothing new was started.", messages.WARNING)
+            self.message_user(
+                request, f"{obj} already existed for this period; nothing new was started.", messages.WARNING
+            )
         else:
             self.message_user(request, f"{obj} is {obj.get_status_display().lower()} with {obj.items.count()} items.",
                               messages.SUCCESS)
@@ -925,7 +935,7 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
     readonly_fields = fields
 
     def visible(self, request):
-        return _per_request(request, "visible_review_items", lambda: review_visibility.review_items_visible_to(request.user))
+        return _visible_review_items(request)
 
     def get_queryset(self, request):
         queryset = self.visible(request).all()
@@ -961,7 +971,10 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
 
     @admin.display(description="Environment")
     def environment(self, item):
-        return item.assignment.environment.name if item.assignment.environment_id else "all"
+        grant = item.assignment
+        if not grant.role.takes_environment:
+            return "—"
+        return grant.environment.name if grant.environment_id else "all"
 
     @admin.display(description="Recommendations")
     def recommendation_codes(self, item):

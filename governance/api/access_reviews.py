@@ -121,7 +121,9 @@ class AccessReviewItemFilter(django_filters.FilterSet):
     ),
 )
 @extend_schema(tags=["access-reviews"])
-class AccessReviewViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AccessReviewViewSet(
+    VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = AccessReview.objects.none()
     serializer_class = AccessReviewSerializer

@@ -1,0 +1,10 @@
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from audit.api import views
+
+# SimpleRouter: governance's DefaultRouter already serves the API root at the same prefix.
+router = SimpleRouter()
+router.register("alerts", views.AlertViewSet, basename="alert")
+
+urlpatterns = [path("", include(router.urls))]

@@ -1,0 +1,28 @@
+"""The portal's access-review form. It checks the shape of what was posted; the service decides."""
+from django import forms
+from django.core.exceptions import ValidationError
+
+from governance.models import AccessReviewItem
+
+
+class ReviewDecisionForm(forms.Form):
+    """A3: keep or revoke one grant. The decision comes from the button pressed; a revoke needs
+    a comment, the reason the grantee and the audit trail will read."""
+
+    decision = forms.ChoiceField(choices=AccessReviewItem.Decision.choices)
+    comment = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to revoke: why the grant goes.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == AccessReviewItem.Decision.REVOKE and not (data.get("comment") or "").strip():
+            self.add_error("comment", "Say why the grant is revoked.")
+        return data
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        for field, messages in error.message_dict.items():
+            self.add_error(field if field in self.fields else None, messages)
