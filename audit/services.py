@@ -11,10 +11,16 @@ from audit.models import Alert
 
 @transaction.atomic
 def alert_resolve(*, actor, alert: Alert, resolution: str, at: datetime | None = None) -> Alert:
-    """Close an alert with what was found. Callers check the actor holds security duties."""
-    from governance.errors import InvalidState  # the refusal vocabulary every client renders
+    """Close an alert with what was found; needs security_approve (RULES.md E2)."""
+    # The refusal vocabulary and duty checks every client renders; imported here, not at module
+    # level, so the recording core (audit.chain) keeps importing no other app.
+    from governance.duties import SECURITY_APPROVE
+    from governance.errors import Denied, InvalidState, Reason
+    from governance.selectors import has_duty
 
     at = at or timezone.now()
+    if not has_duty(actor, SECURITY_APPROVE, at=at):
+        raise Denied(Reason("missing_duty", "Resolving alerts needs security_approve."))
     if not (resolution or "").strip():
         raise ValidationError({"resolution": ["Say what was found and done."]})
     alert = Alert.objects.select_for_update().get(pk=alert.pk)

@@ -116,8 +116,13 @@ def find_conflicts(
     return found
 
 
+def _is_administrator(actor) -> bool:
+    """A superuser whose account is enabled: like ``has_duty``, a disabled account holds no authority."""
+    return actor.is_active and actor.is_superuser
+
+
 def _can_administer_grants(actor, team: Team, at) -> bool:
-    return actor.is_superuser or has_duty(actor, duties.MANAGE_ROLES, team=team, at=at)
+    return _is_administrator(actor) or has_duty(actor, duties.MANAGE_ROLES, team=team, at=at)
 
 
 def _validate_grant(*, role, environment, justification, expires_at, privileged, at) -> None:
@@ -415,7 +420,7 @@ def sod_exception_request(
         raise ValidationError(errors)
     user_team_ids = user.memberships.values("team_id")
     may_request = (
-        actor.is_superuser
+        _is_administrator(actor)
         or has_duty(actor, duties.SECURITY_APPROVE, at=at)
         or any(has_duty(actor, duties.MANAGE_ROLES, team=t, at=at) for t in Team.objects.filter(pk__in=user_team_ids))
     )
@@ -483,7 +488,7 @@ def sod_exception_revoke(*, actor, exception: SoDException, reason: str, at: dat
     exception = SoDException.objects.select_for_update(of=("self",)).select_related("user", "environment").get(pk=exception.pk)
     if exception.status not in (SoDException.Status.PENDING, SoDException.Status.ACTIVE):
         raise InvalidState(f"This exception is already {exception.status}.")
-    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
+    if not (_is_administrator(actor) or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
         raise Denied(Reason("missing_duty", "Revoking an SoD exception needs security_approve."))
     exception.status = SoDException.Status.REVOKED
     exception.save(update_fields=["status"])
@@ -609,7 +614,7 @@ def role_save(*, actor, role: Role, duty_codes: list[str]) -> Role:
 
 @transaction.atomic
 def conflict_rule_save(*, actor, rule: ConflictRule) -> ConflictRule:
-    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE)):
+    if not (_is_administrator(actor) or has_duty(actor, duties.SECURITY_APPROVE)):
         raise Denied(Reason("missing_duty", "Changing conflict rules needs security_approve or an administrator."))
     created = rule.pk is None
     rule.full_clean()
@@ -744,8 +749,15 @@ def access_review_start(
         or (team is not None and has_duty(actor, duties.REVIEW_ACCESS, team=team, at=at))
     ):
         raise Denied(Reason("missing_duty", "Starting an access review needs review_access in the team or security_approve."))
+    errors = {}
     if undecided_policy not in AccessReview.UndecidedPolicy.values:
-        raise ValidationError({"undecided_policy": [f"Choose one of {', '.join(AccessReview.UndecidedPolicy.values)}."]})
+        errors["undecided_policy"] = [f"Choose one of {', '.join(AccessReview.UndecidedPolicy.values)}."]
+    if not (period or "").strip() or len(period) > AccessReview._meta.get_field("period").max_length:
+        errors["period"] = ["Name the period in 1 to 32 characters, e.g. 2026-Q4."]
+    if due_days < 1:
+        errors["due_days"] = ["A campaign is due at least one day after it starts."]
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         review, created = AccessReview.objects.get_or_create(
             period=period, team=team,
@@ -797,12 +809,14 @@ def _notify_reviewers(review) -> None:
 
 
 def _may_decide(actor, item, at) -> bool:
+    """The duty is checked at the moment of deciding: a reviewer who has since lost it may not."""
     if actor.pk == item.assignment.user_id:
         return False
-    if actor.pk == item.reviewer_id:
-        return True
-    return has_duty(actor, duties.MANAGE_ROLES, team=item.assignment.team, at=at) or (
-        item.reviewer_is_security and has_duty(actor, duties.SECURITY_APPROVE, at=at)
+    team = item.assignment.team
+    return (
+        has_duty(actor, duties.MANAGE_ROLES, team=team, at=at)
+        or has_duty(actor, duties.REVIEW_ACCESS, team=team, at=at)
+        or (item.reviewer_is_security and has_duty(actor, duties.SECURITY_APPROVE, at=at))
     )
 
 
@@ -819,12 +833,12 @@ def access_review_item_decide(*, actor, item, decision: str, comment: str = "", 
     item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related(
         "review", "assignment", "assignment__team", "assignment__user", "assignment__role"
     ).get(pk=item.pk)
-    if item.review.status != AccessReview.Status.OPEN or item.decision:
-        raise InvalidState("This item is already decided or its campaign is closed.")
     if actor.pk == item.assignment.user_id:
         raise Denied(Reason("self_review", "Nobody reviews their own access."))
     if not _may_decide(actor, item, at):
-        raise Denied(Reason("missing_duty", "Only the item's reviewer or a manager of the team decides it."))
+        raise Denied(Reason("missing_duty", "Only a manager of the team (or security, for items sent to it) decides it."))
+    if item.review.status != AccessReview.Status.OPEN or item.decision:
+        raise InvalidState("This item is already decided or its campaign is closed.")
     item.decision = decision
     item.decided_by = actor
     item.decided_at = at
@@ -887,7 +901,13 @@ def access_review_close(*, actor=None, review, at: datetime | None = None):
     from governance.models import AccessReview
 
     at = at or timezone.now()
-    review = AccessReview.objects.select_for_update().get(pk=review.pk)
+    review = AccessReview.objects.select_for_update(of=("self",)).select_related("team").get(pk=review.pk)
+    if actor is not None and not (
+        actor.is_superuser
+        or has_duty(actor, duties.SECURITY_APPROVE, at=at)
+        or (review.team is not None and has_duty(actor, duties.REVIEW_ACCESS, team=review.team, at=at))
+    ):
+        raise Denied(Reason("missing_duty", "Closing a campaign needs review_access in its team or security_approve."))
     if review.status != AccessReview.Status.OPEN:
         raise InvalidState(f"Only open campaigns close; this one is {review.status}.")
     undecided = list(review.items.filter(decision="").select_related("assignment"))

@@ -5,7 +5,7 @@ from guardian.shortcuts import get_perms
 
 from audit.models import AuditEvent
 from governance import services
-from governance.models import AccessReviewItem, RoleAssignment
+from governance.models import AccessReview, AccessReviewItem, RoleAssignment
 from tests.access_reviews_ui.conftest import codes
 
 
@@ -100,6 +100,8 @@ def test_deciding_twice_is_a_conflict(demo, api_as, item_of, nothing_written):
 
 def test_a_closed_campaign_takes_no_decisions(demo, api_as, campaign, item_of, nothing_written):
     item = item_of(demo.dev, "developer", demo.staging)
+    # Escalate, not revoke: closing must not also take away mgr's own (undecided) manager grant.
+    AccessReview.objects.filter(pk=campaign.pk).update(undecided_policy="escalate")
     services.access_review_close(review=campaign)
     client = api_as(demo.mgr)
 
