@@ -125,10 +125,10 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.action(description="Resolve selected alerts (give the resolution)", permissions=["resolve"])
     def resolve_selected(self, request, queryset):
         # The per-object runner renders governance's refusals; imported lazily like the duty check.
-        from governance.admin import _run_per_object
+        from governance.admin import run_per_object
 
         resolution = request.POST.get("resolution", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "resolved",
             lambda alert: services.alert_resolve(actor=request.user, alert=alert, resolution=resolution),
         )

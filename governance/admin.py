@@ -57,21 +57,21 @@ def _held(request) -> list[tuple[str, int | None, int]]:
     return _per_request(request, "duties", lambda: selectors.effective_duties(request.user))
 
 
-def _holds(request, duty: str, *, team: Team | None = None) -> bool:
+def holds_duty(request, duty: str, *, team: Team | None = None) -> bool:
     return any(held == duty and (team is None or team_id == team.pk) for held, _, team_id in _held(request))
 
 
 def _may_manage_roles(request, team: Team | None = None) -> bool:
-    return request.user.is_superuser or _holds(request, duties.MANAGE_ROLES, team=team)
+    return request.user.is_superuser or holds_duty(request, duties.MANAGE_ROLES, team=team)
 
 
 def _is_security(request) -> bool:
-    return _holds(request, duties.SECURITY_APPROVE)
+    return holds_duty(request, duties.SECURITY_APPROVE)
 
 
 def _sees_all_assignments(request) -> bool:
     """Mirrors ``selectors.sees_all_assignments`` from the memoised duties (V2)."""
-    return request.user.is_superuser or _is_security(request) or _holds(request, duties.VIEW_AUDIT)
+    return request.user.is_superuser or _is_security(request) or holds_duty(request, duties.VIEW_AUDIT)
 
 
 def _is_governance_staff(request) -> bool:
@@ -90,7 +90,7 @@ def _describe_invalid(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-def _run_per_object(modeladmin, request, queryset, verb: str, call) -> None:
+def run_per_object(modeladmin, request, queryset, verb: str, call) -> None:
     """Call a service for each selected object and report each outcome on its own, so one refusal
     neither hides nor undoes the others (each service call is its own transaction)."""
     for obj in queryset:
@@ -309,7 +309,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
 
     @admin.action(description="Approve selected pending grants", permissions=["decide"])
     def approve_selected(self, request, queryset):
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "approved",
             lambda assignment: services.role_assignment_approve(actor=request.user, assignment=assignment),
         )
@@ -317,7 +317,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
     @admin.action(description="Reject selected pending grants", permissions=["decide"])
     def reject_selected(self, request, queryset):
         reason = request.POST.get("reason", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "rejected",
             lambda grant: services.role_assignment_reject(actor=request.user, assignment=grant, reason=reason),
         )
@@ -325,7 +325,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
     @admin.action(description="Revoke selected grants (give a reason)", permissions=["decide"])
     def revoke_selected(self, request, queryset):
         reason = request.POST.get("reason", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "revoked",
             lambda grant: services.role_assignment_revoke(actor=request.user, assignment=grant, reason=reason),
         )
@@ -651,7 +651,7 @@ class SoDExceptionAdmin(ServiceOnlyAdmin):
 
     @admin.action(description="Approve selected pending exceptions", permissions=["decide"])
     def approve_selected(self, request, queryset):
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "approved",
             lambda exception: services.sod_exception_approve(actor=request.user, exception=exception),
         )
@@ -659,7 +659,7 @@ class SoDExceptionAdmin(ServiceOnlyAdmin):
     @admin.action(description="Revoke selected exceptions (give a reason)", permissions=["decide"])
     def revoke_selected(self, request, queryset):
         reason = request.POST.get("reason", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "revoked",
             lambda exception: services.sod_exception_revoke(actor=request.user, exception=exception, reason=reason),
         )
@@ -708,7 +708,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_selected(self, request, queryset):
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "revoked", lambda token: services.api_token_revoke(actor=request.user, token=token)
         )
 
@@ -753,7 +753,7 @@ class AccessReviewStartForm(ServiceAddForm):
 
 def _may_start_reviews(request) -> bool:
     """Mirrors ``access_review_start``'s check, for offering the button; the service decides."""
-    return request.user.is_superuser or _is_security(request) or _holds(request, duties.REVIEW_ACCESS)
+    return request.user.is_superuser or _is_security(request) or holds_duty(request, duties.REVIEW_ACCESS)
 
 
 def _visible_review_items(request):
@@ -768,7 +768,7 @@ def _refuse_close(request, review: AccessReview) -> None:
     first two only)."""
     if request.user.is_superuser or _is_security(request):
         return
-    if review.team_id is not None and _holds(request, duties.REVIEW_ACCESS, team=review.team):
+    if review.team_id is not None and holds_duty(request, duties.REVIEW_ACCESS, team=review.team):
         return
     raise Denied(Reason("missing_duty", "Closing a campaign needs review_access in its team or security_approve."))
 
@@ -886,7 +886,7 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
             _refuse_close(request, review)
             services.access_review_close(actor=request.user, review=review)
 
-        _run_per_object(self, request, queryset, "closed", close)
+        run_per_object(self, request, queryset, "closed", close)
 
 
 class DecisionFilter(admin.SimpleListFilter):
@@ -987,7 +987,7 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
     @admin.action(description="Keep selected grants", permissions=["decide"])
     def keep_selected(self, request, queryset):
         comment = request.POST.get("comment", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "kept",
             lambda item: services.access_review_item_decide(actor=request.user, item=item, decision="keep",
                                                             comment=comment),
@@ -996,7 +996,7 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
     @admin.action(description="Revoke selected grants (with comment)", permissions=["decide"])
     def revoke_selected(self, request, queryset):
         comment = request.POST.get("comment", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "revoked",
             lambda item: services.access_review_item_decide(actor=request.user, item=item, decision="revoke",
                                                             comment=comment),

@@ -16,7 +16,7 @@ from django.forms.models import construct_instance
 from django.shortcuts import get_object_or_404
 
 from governance import duties
-from governance.admin import ServiceAddForm, ServiceOnlyAdmin, _holds, _run_per_object
+from governance.admin import ServiceAddForm, ServiceOnlyAdmin, holds_duty, run_per_object
 from governance.models import Membership
 from releases import selectors, services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
@@ -30,7 +30,7 @@ def _sees_changes(request) -> bool:
     user = request.user
     if not (user.is_active and user.is_staff):
         return False
-    if user.is_superuser or _holds(request, duties.VIEW_AUDIT):
+    if user.is_superuser or holds_duty(request, duties.VIEW_AUDIT):
         return True
     if not hasattr(request, "_countersign_is_member"):
         request._countersign_is_member = Membership.objects.filter(user_id=user.pk).exists()
@@ -40,7 +40,7 @@ def _sees_changes(request) -> bool:
 def _may_edit_policies(request) -> bool:
     """Mirrors the check of ``approval_policy_save`` and ``freeze_window_save``."""
     user = request.user
-    return user.is_active and user.is_staff and (user.is_superuser or _holds(request, duties.SECURITY_APPROVE))
+    return user.is_active and user.is_staff and (user.is_superuser or holds_duty(request, duties.SECURITY_APPROVE))
 
 
 # --- Approval policies and freeze windows: edited through their services -----------------------------
@@ -268,12 +268,12 @@ class ChangeRequestAdmin(ReadOnlyRecordAdmin):
     def has_cancel_permission(self, request):
         """Offered to those ``change_request_cancel`` might allow (authors hold submit, team managers
         manage_roles) and to superusers, whom it refuses like anyone else; it decides each change."""
-        return request.user.is_superuser or _holds(request, duties.SUBMIT) or _holds(request, duties.MANAGE_ROLES)
+        return request.user.is_superuser or holds_duty(request, duties.SUBMIT) or holds_duty(request, duties.MANAGE_ROLES)
 
     @admin.action(description="Cancel selected change requests (give a reason)", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
         reason = request.POST.get("reason", "")
-        _run_per_object(
+        run_per_object(
             self, request, queryset, "cancelled",
             lambda change: services.change_request_cancel(actor=request.user, change_request=change, reason=reason),
         )

@@ -206,7 +206,7 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
         reasons.append(Reason("author_cannot_deploy", "The author of a change may not deploy it."))
     if ctx.actor.pk in ctx.contributor_ids:
         reasons.append(Reason("contributor_cannot_deploy", "A contributor to a change may not deploy it."))
-    if False and _is_approver(ctx):
+    if _is_approver(ctx):
         reasons.append(Reason("approver_cannot_deploy", "Whoever approved a change may not deploy it."))
     if ctx.active_freezes:
         if not (cr.is_emergency and status.security >= 1):
