@@ -1,0 +1,186 @@
+"""Input serializers check the shape of a request; output serializers render. The rules live in
+``releases.services`` and ``releases.policy``: nothing here decides who may do what."""
+from rest_framework import serializers
+
+from governance.api.serializers import NameField, ReasonSerializer
+from governance.models import Environment, Team
+from releases.models import Approval, ChangeRequest, Deployment
+
+# --- Output --------------------------------------------------------------------------------------
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    reviewer = serializers.SlugRelatedField(
+        read_only=True, slug_field="username", help_text="Null for an automatic approval by the policy (C9)."
+    )
+
+    class Meta:
+        model = Approval
+        fields = ["id", "reviewer", "decision", "revision", "artifact", "comment", "via", "is_security", "stale",
+                  "created_at"]
+        read_only_fields = fields
+
+
+class ChangeRequestSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    author = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    contributors = serializers.SlugRelatedField(many=True, read_only=True, slug_field="username")
+    approvals = ApprovalSerializer(many=True, read_only=True, help_text="Every decision, stale ones included.")
+    pir_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "id", "title", "description", "team", "environment", "change_type", "risk", "artifact", "revision",
+            "state", "author", "contributors", "ticket_url", "approvals", "created_at", "submitted_at",
+            "approved_at", "deployed_at", "closed_at", "close_reason", "pir_due_at", "pir_by", "pir_at",
+        ]
+        read_only_fields = fields
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    deployer = serializers.SlugRelatedField(read_only=True, slug_field="username")
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id", "change_request", "environment", "artifact", "revision", "state", "deployer", "pipeline_url",
+            "started_at", "finished_at", "notes", "rolled_back_at", "rollback_reason",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalCountSerializer(serializers.Serializer):
+    required = serializers.IntegerField()
+    valid = serializers.IntegerField(help_text="Approvals of the current revision that still count.")
+    expired = serializers.IntegerField(help_text="Approvals of the current revision older than the TTL.")
+
+
+class SecurityApprovalCountSerializer(serializers.Serializer):
+    required = serializers.IntegerField()
+    valid = serializers.IntegerField()
+
+
+class TeamReviewerSerializer(serializers.Serializer):
+    required = serializers.BooleanField()
+    present = serializers.BooleanField()
+
+
+class PriorEnvironmentSerializer(serializers.Serializer):
+    environment = serializers.CharField(help_text="Slug of the environment the artifact must reach first.")
+    deployed = serializers.BooleanField()
+
+
+class RequirementsSerializer(serializers.Serializer):
+    approvals = ApprovalCountSerializer()
+    security_approvals = SecurityApprovalCountSerializer()
+    team_reviewer = TeamReviewerSerializer()
+    approval_ttl_hours = serializers.IntegerField(allow_null=True)
+    approvals_met = serializers.BooleanField()
+    interactive_signoff_required = serializers.BooleanField()
+    freeze_windows = serializers.ListField(child=serializers.CharField(), help_text="Names of active freezes.")
+    in_deploy_window = serializers.BooleanField()
+    prior_environment = PriorEnvironmentSerializer(allow_null=True)
+
+
+class GateSerializer(serializers.Serializer):
+    """The policy's answer for the caller (RULES.md section 3): every reason that applies."""
+
+    allowed = serializers.BooleanField()
+    action = serializers.CharField()
+    reasons = ReasonSerializer(many=True)
+    requirements = RequirementsSerializer()
+
+
+# --- Input ---------------------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know: a misspelt ``contributors`` silently dropped would let a
+    contributor approve their own work."""
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return attrs
+
+
+class Usernames(serializers.ListField):
+    child = serializers.CharField(max_length=150)
+
+    def run_child_validation(self, data):
+        # API.md's 400 body is {field: [message, …]}: flatten DRF's {index: [message]} for list items.
+        try:
+            return super().run_child_validation(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError(
+                [f"Item {index}: {message}" for index, messages in exc.detail.items() for message in messages]
+            ) from None
+
+
+class ChangeRequestCreateSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    team = NameField(
+        slug_field="slug", queryset=Team.objects.all(), help_text="Team slug.",
+        error_messages={"does_not_exist": "No team has the slug {value}."},
+    )
+    environment = NameField(
+        slug_field="slug", queryset=Environment.objects.all(), help_text="Environment slug.",
+        error_messages={"does_not_exist": "No environment has the slug {value}."},
+    )
+    change_type = serializers.ChoiceField(choices=ChangeRequest.ChangeType.choices, default="normal")
+    risk = serializers.ChoiceField(choices=ChangeRequest.Risk.choices, default="medium")
+    artifact = serializers.CharField(
+        max_length=255, help_text="What is deployed: an image digest, a commit, a version."
+    )
+    contributors = Usernames(
+        required=False, default=list, help_text="Usernames of the commit authors; none of them may approve (C2)."
+    )
+    ticket_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class ChangeRequestUpdateSerializer(StrictSerializer):
+    """A new artifact or contributor list on a pending or approved request is a new revision (C3)."""
+
+    title = serializers.CharField(required=False, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    artifact = serializers.CharField(required=False, max_length=255)
+    contributors = Usernames(required=False)
+    ticket_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not attrs:
+            raise serializers.ValidationError(f"Send at least one of {', '.join(self.fields)}.")
+        return attrs
+
+
+class DecisionSerializer(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CancelSerializer(StrictSerializer):
+    reason = serializers.CharField(help_text="Why the change is withdrawn.")
+
+
+class GateQuerySerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["approve", "deploy"])
+
+
+class DeploymentStartSerializer(StrictSerializer):
+    pipeline_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=500, help_text="The CI run doing the deployment."
+    )
+
+
+class DeploymentFinishSerializer(StrictSerializer):
+    outcome = serializers.ChoiceField(choices=[Deployment.State.SUCCEEDED, Deployment.State.FAILED])
+    notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RollbackSerializer(StrictSerializer):
+    reason = serializers.CharField(help_text="Why the deployment is rolled back.")

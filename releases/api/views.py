@@ -1,0 +1,257 @@
+"""Releases endpoints (API.md): thin views. Each write validates its input's shape, calls one
+service and renders the result; the services and the policy engine decide and refuse (403/409),
+the visibility selectors decide what the caller may see (404 otherwise, for every verb)."""
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+
+from config.api import Pagination
+from governance.api.serializers import DetailSerializer, RefusalSerializer
+from releases import policy, selectors, services
+from releases.api.filters import ChangeRequestFilter, DeploymentFilter
+from releases.api.serializers import (
+    CancelSerializer,
+    ChangeRequestCreateSerializer,
+    ChangeRequestSerializer,
+    ChangeRequestUpdateSerializer,
+    DecisionSerializer,
+    DeploymentFinishSerializer,
+    DeploymentSerializer,
+    DeploymentStartSerializer,
+    GateQuerySerializer,
+    GateSerializer,
+    RollbackSerializer,
+)
+from releases.models import Approval, ChangeRequest, Deployment
+
+UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller (V1).")
+INVALID = OpenApiResponse(
+    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    description="Malformed body (`{detail}`) or field errors: `{field: [message, …]}`.",
+)
+DENIED = OpenApiResponse(
+    RefusalSerializer,
+    description="Not allowed; `reasons` lists every rule that refuses (codes of RULES.md C1–C12).",
+)
+CONFLICT = OpenApiResponse(
+    RefusalSerializer, description="The change request's or deployment's state does not allow this (`invalid_state`)."
+)
+INVALID_QUERY = OpenApiResponse(
+    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    description="Bad query parameters: `{parameter: [message, …]}`.",
+)
+REFUSALS = {400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT}
+MAX_ID = 2**63 - 1
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class VisibleObjectMixin:
+    """Fetch one object from the caller's visible queryset, or 404. Query-string filters meant for
+    the list do not apply here, and an id that cannot exist never reaches the database."""
+
+    def get_object(self):
+        pk = self.kwargs["pk"]
+        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
+            raise NotFound()
+        obj = get_object_or_404(self.get_queryset(), pk=int(pk))
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="Change requests visible to the caller (V1): their teams' changes, or all of them for "
+        "audit viewers.",
+        responses={200: ChangeRequestSerializer(many=True), 400: INVALID_QUERY, 401: UNAUTHENTICATED},
+    ),
+    retrieve=extend_schema(responses={200: ChangeRequestSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
+)
+@extend_schema(tags=["change-requests"])
+class ChangeRequestViewSet(
+    VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    # Only for the schema's introspection; every request reads through get_queryset.
+    queryset = ChangeRequest.objects.none()
+    serializer_class = ChangeRequestSerializer
+    filterset_class = ChangeRequestFilter
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        visible = selectors.with_details(selectors.change_requests_visible_to(self.request.user))
+        if self.action == "gate":
+            visible = visible.select_related("environment__approval_policy__require_prior_environment")
+        return visible
+
+    def _render(self, change_request: ChangeRequest, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(ChangeRequestSerializer(change_request).data, status=status_code)
+
+    @extend_schema(
+        summary="Open a draft change request (C1)",
+        description="The caller is the author and needs `submit` on the environment and membership of the team. "
+        "Contributors (commit authors) may never approve the change.",
+        request=ChangeRequestCreateSerializer,
+        responses={201: ChangeRequestSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED},
+    )
+    def create(self, request):
+        change_request = services.change_request_create(
+            actor=request.user, **_validated(ChangeRequestCreateSerializer, request.data)
+        )
+        return self._render(change_request, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Edit a draft or pending change request",
+        description="Only the author. A new `artifact` or `contributors` list on a pending request is a new "
+        "revision: earlier approvals turn stale (C3).",
+        request=ChangeRequestUpdateSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    def partial_update(self, request, pk=None):
+        change_request = self.get_object()
+        changes = _validated(ChangeRequestUpdateSerializer, request.data)
+        return self._render(
+            services.change_request_update(actor=request.user, change_request=change_request, changes=changes)
+        )
+
+    @extend_schema(
+        summary="Submit a draft for review (C1)",
+        description="Becomes `pending`, or `approved` at once where the policy is already met (C9).",
+        request=None,
+        responses={200: ChangeRequestSerializer, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        return self._render(services.change_request_submit(actor=request.user, change_request=self.get_object()))
+
+    @extend_schema(
+        summary="Approve the current revision (C2–C4, C11)",
+        description="Refused where the environment takes approvals only from the portal's sign-off form "
+        "(`interactive_signoff_required`).",
+        request=DecisionSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        change_request = self.get_object()
+        data = _validated(DecisionSerializer, request.data)
+        return self._render(
+            services.change_request_approve(
+                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+            )
+        )
+
+    @extend_schema(
+        summary="Reject the current revision (C2, C4)",
+        description="Any rejection closes the change request.",
+        request=DecisionSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        change_request = self.get_object()
+        data = _validated(DecisionSerializer, request.data)
+        return self._render(
+            services.change_request_reject(
+                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+            )
+        )
+
+    @extend_schema(
+        summary="Withdraw a change request that has not started deploying",
+        description="The author, or a manager of the team.",
+        request=CancelSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        change_request = self.get_object()
+        data = _validated(CancelSerializer, request.data)
+        return self._render(services.change_request_cancel(actor=request.user, change_request=change_request, **data))
+
+    @extend_schema(
+        summary="Ask the policy whether the caller may approve or deploy now",
+        description="Answers for the caller with every reason that applies and what the policy requires. "
+        "Never changes anything: CI calls it before deploying.",
+        parameters=[
+            OpenApiParameter(
+                "action", str, OpenApiParameter.QUERY, required=True, enum=["approve", "deploy"],
+                description="The action to decide.",
+            )
+        ],
+        responses={200: GateSerializer, 400: INVALID_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"])
+    def gate(self, request, pk=None):
+        change_request = self.get_object()
+        decided_action = _validated(GateQuerySerializer, request.query_params)["action"]
+        at = timezone.now()
+        context = selectors.policy_context(change_request, request.user, at=at)
+        return Response(GateSerializer(policy.evaluate(context, decided_action, at).as_dict()).data)
+
+    @extend_schema(
+        summary="Start deploying an approved change (C5–C8)",
+        description="The change request moves to `deploying`; report the outcome with "
+        "`POST /api/v1/deployments/{id}/finish/`.",
+        request=DeploymentStartSerializer,
+        responses={201: DeploymentSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"], url_path="deployments")
+    def deployments(self, request, pk=None):
+        change_request = self.get_object()
+        data = _validated(DeploymentStartSerializer, request.data)
+        deployment = services.deployment_start(actor=request.user, change_request=change_request, **data)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="Deployments of the change requests visible to the caller (V1).",
+        responses={200: DeploymentSerializer(many=True), 400: INVALID_QUERY, 401: UNAUTHENTICATED},
+    ),
+    retrieve=extend_schema(responses={200: DeploymentSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
+)
+@extend_schema(tags=["deployments"])
+class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Deployment.objects.none()
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        return selectors.deployments_visible_to(self.request.user).select_related("environment", "deployer")
+
+    def _render(self, deployment: Deployment) -> Response:
+        return Response(DeploymentSerializer(deployment).data)
+
+    @extend_schema(
+        summary="Report a deployment's outcome",
+        description="Only the deployer. `succeeded` moves the change request to `deployed`, `failed` to `failed`.",
+        request=DeploymentFinishSerializer,
+        responses={200: DeploymentSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def finish(self, request, pk=None):
+        deployment = self.get_object()
+        data = _validated(DeploymentFinishSerializer, request.data)
+        return self._render(services.deployment_finish(actor=request.user, deployment=deployment, **data))
+
+    @extend_schema(
+        summary="Roll back a successful deployment",
+        description="Needs `deploy` on the environment; the change request moves to `rolled_back`.",
+        request=RollbackSerializer,
+        responses={200: DeploymentSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        deployment = self.get_object()
+        data = _validated(RollbackSerializer, request.data)
+        return self._render(services.deployment_rollback(actor=request.user, deployment=deployment, **data))
