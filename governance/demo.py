@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from governance import services
-from governance.models import Environment, Membership, Role, RoleAssignment, Team
+from governance import seeds, services
+from governance.models import ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 
 PASSWORD = "countersign-demo"
 TEAMS = [("payments", "Payments", "Europe/London"), ("identity", "Identity", "America/New_York")]
@@ -43,6 +43,7 @@ GRANTS = [
 
 
 def seed_governance() -> dict:
+    seeds.ensure(Role, RoleDuty, ConflictRule)
     now = timezone.now()
     expiry = now + timedelta(days=90)
     admin = services.user_provision(username="admin", password=PASSWORD, email="admin@example.com",

@@ -37,6 +37,7 @@ def process_env(queue, tmp_path):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_VISIBILITY_TIMEOUT": "3",
+        "CELERY_UNACKED_RESTORE_SECONDS": "1",
         "COUNTERSIGN_VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": "integration-test-secret",
         "DJANGO_SETTINGS_MODULE": "config.settings",

@@ -37,7 +37,9 @@ def test_honcho_starts_web_worker_and_beat(process_env, send, tmp_path):
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     port = _free_port()
     env = {**process_env, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0",
-           "WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "1", "LOG_LEVEL": "warning"}
+           "WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "1", "LOG_LEVEL": "warning",
+           # The Procfile names gunicorn and celery as an activated virtualenv would.
+           "PATH": f"{Path(sys.executable).parent}:{process_env.get('PATH', '')}"}
     log_path = Path(tmp_path / "honcho.log")
     with open(log_path, "wb") as log:
         honcho = subprocess.Popen(
@@ -45,7 +47,9 @@ def test_honcho_starts_web_worker_and_beat(process_env, send, tmp_path):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            status, body = wait_for(lambda: _healthz(port), timeout=60, what=f"/healthz on :{port}")
+            status, body = wait_for(lambda: _healthz(port) or (honcho.poll() is not None and (0, {})),
+                                    timeout=60, what=f"/healthz on :{port}")
+            assert honcho.poll() is None, log_path.read_text(errors="replace")[-3000:]
             assert status == 200 and body["checks"] == {"database": "ok", "broker": "ok"}, body
             grant = RoleAssignment.objects.get(user__username="ops", environment__slug="production")
             RoleAssignment.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=5))
