@@ -196,9 +196,10 @@ CELERY_TIMEZONE = "UTC"
 COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS = int(os.environ.get("COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS", "90"))
 COUNTERSIGN_REVIEW_BATCH_SIZE = int(os.environ.get("COUNTERSIGN_REVIEW_BATCH_SIZE", "1000"))
 COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_DEFAULT_DAYS", "90"))
-# Tests turn this on so the test runner may empty the audit table between transactional tests
-# (TRUNCATE on PostgreSQL, DELETE on SQLite). UPDATE is refused whatever it says.
-COUNTERSIGN_AUDIT_PURGE_ALLOWED = env_bool("COUNTERSIGN_AUDIT_PURGE_ALLOWED", False)
+# Only the test suite turns this on (conftest.py), so its runner may empty the audit table between
+# transactional tests (TRUNCATE on PostgreSQL, DELETE on SQLite). No environment variable reaches
+# it: a deployment cannot switch it on. UPDATE is refused whatever it says.
+COUNTERSIGN_AUDIT_PURGE_ALLOWED = False
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")

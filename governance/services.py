@@ -830,6 +830,7 @@ def access_review_item_decide(*, actor, item, decision: str, comment: str = "", 
         raise ValidationError({"decision": ["Choose keep or revoke."]})
     if decision == AccessReviewItem.Decision.REVOKE and not (comment or "").strip():
         raise ValidationError({"comment": ["Say why the grant is revoked."]})
+    _lock_user(item.assignment.user)  # before the chain head, which the audit event takes
     item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related(
         "review", "assignment", "assignment__team", "assignment__user", "assignment__role"
     ).get(pk=item.pk)
@@ -911,6 +912,10 @@ def access_review_close(*, actor=None, review, at: datetime | None = None):
     if review.status != AccessReview.Status.OPEN:
         raise InvalidState(f"Only open campaigns close; this one is {review.status}.")
     undecided = list(review.items.filter(decision="").select_related("assignment"))
+    # Lock every grantee before the first audit event takes the chain head: lock rows first,
+    # then record, as every service does, so no two transactions wait on each other.
+    list(get_user_model().objects.select_for_update().filter(
+        pk__in={i.assignment.user_id for i in undecided}).order_by("pk").values_list("pk", flat=True))
     revoked = 0
     if review.undecided_policy == AccessReview.UndecidedPolicy.REVOKE:
         for item in undecided:
