@@ -30,8 +30,16 @@ static: venv
 run: migrate static
 	@echo "==> Loading the demo (seed_demo)"
 	@$(PY) manage.py seed_demo
-	@echo "==> Serving on http://127.0.0.1:8000 (log in as mgr / countersign-demo; Ctrl-C to stop)"
-	@$(PY) manage.py runserver 127.0.0.1:8000
+	@$(PY) manage.py sync_schedules
+	@pids=""; trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	if [ -n "$$CELERY_BROKER_URL" ]; then \
+		echo "==> Starting a Celery worker on the configured broker (log: var/worker.log)"; \
+		$(VENV)/bin/celery -A config worker --loglevel info > var/worker.log 2>&1 & pids="$$pids $$!"; \
+	fi; \
+	echo "==> Starting Celery beat: scheduled governance (log: var/beat.log)"; \
+	$(VENV)/bin/celery -A config beat --loglevel info > var/beat.log 2>&1 & pids="$$pids $$!"; \
+	echo "==> Serving on http://127.0.0.1:8000 (log in as mgr / countersign-demo; Ctrl-C to stop)"; \
+	$(PY) manage.py runserver 127.0.0.1:8000
 
 test: static
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
