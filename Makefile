@@ -43,7 +43,7 @@ run: migrate static
 
 test: static
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 bench: migrate
 	@echo "==> Running benchmarks"

@@ -1,19 +1,46 @@
+import os
 from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from governance import services
 from governance.models import Environment, Role, Team
 
 
+@pytest.fixture(scope="module")
+def seeded_demo(django_db_setup, django_db_blocker):
+    """``seed_demo`` once per test module, inside a transaction rolled back after the module.
+
+    Seeding costs about a second and most stories start from the demo. Each test still runs in
+    its own savepoint (the ``db`` fixture nests inside this transaction), so no test sees
+    another's writes, and the database is left empty for the next module."""
+    with django_db_blocker.unblock():
+        seeded = transaction.atomic()
+        seeded.__enter__()
+        call_command("seed_demo", stdout=open(os.devnull, "w"))
+    yield
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        seeded.__exit__(None, None, None)
+
+
 @pytest.fixture
-def demo(db):
-    """The demo organisation of API.md: personas by name, teams, environments and roles."""
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+def demo(request):
+    """The demo organisation of API.md: personas by name, teams, environments and roles, read
+    afresh for every test so no test inherits another's in-memory instances.
+
+    Transactional tests (threads, live servers, real workers need committed rows) seed for real;
+    every other test shares its module's rolled-back seed."""
+    if _marked_transactional(request.node):
+        request.getfixturevalue("transactional_db")
+        call_command("seed_demo", stdout=open(os.devnull, "w"))
+    else:
+        request.getfixturevalue("seeded_demo")
+        request.getfixturevalue("db")
     from django.contrib.auth import get_user_model
 
     users = {u.username: u for u in get_user_model().objects.all()}
@@ -46,7 +73,20 @@ def _is_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
+def _marked_transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(item.fixturenames)
+    )
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # The module's seed must open before the test's own transaction (which a module-level
+        # ``django_db`` mark starts first): otherwise it would nest inside, and be rolled back
+        # with, the first test that asked for it.
+        if "demo" in item.fixturenames and not _marked_transactional(item):
+            item.fixturenames.insert(0, "seeded_demo")
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (CI's second pass does)")
     skip_redis = pytest.mark.skip(reason="needs Redis and a real worker: set CELERY_BROKER_URL=redis://...")
     for item in items:

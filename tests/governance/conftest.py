@@ -16,38 +16,6 @@ from governance import services
 from governance.models import Environment, Role, RoleAssignment, SoDException, Team
 
 
-@pytest.fixture(scope="module")
-def seeded_demo(django_db_setup, django_db_blocker):
-    """``seed_demo`` once per test module, inside a transaction rolled back after the module.
-
-    Seeding costs about a second; these stories number in the hundreds. Each test still runs in its
-    own savepoint (the ``db`` fixture nests inside this transaction), so no test sees another's
-    writes, and the database is left as empty as the other suites expect it."""
-    with django_db_blocker.unblock():
-        seeded = transaction.atomic()
-        seeded.__enter__()
-        call_command("seed_demo", stdout=open("/dev/null", "w"))
-    yield
-    with django_db_blocker.unblock():
-        transaction.set_rollback(True)
-        seeded.__exit__(None, None, None)
-
-
-@pytest.fixture
-def demo(seeded_demo, db):
-    """The demo of ``tests/conftest.py`` (same names, same shape), read afresh for every test so no
-    test inherits another's in-memory instances."""
-    return SimpleNamespace(
-        **{user.username: user for user in get_user_model().objects.all()},
-        payments=Team.objects.get(slug="payments"),
-        identity=Team.objects.get(slug="identity"),
-        development=Environment.objects.get(slug="development"),
-        staging=Environment.objects.get(slug="staging"),
-        production=Environment.objects.get(slug="production"),
-        roles={role.slug: role for role in Role.objects.all()},
-    )
-
-
 @pytest.fixture
 def now(demo):
     """The story's present: just after the demo was seeded (its privileged grants last 90 days)."""
