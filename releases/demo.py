@@ -1,5 +1,13 @@
 """The releases half of the demo: approval policies as API.md describes them and a few change
-requests in different states, so the portal has something to show on first run. Idempotent."""
+requests in different states, so the portal has something to show on first run. Idempotent.
+
+The changes happen on a working-hours timeline (the latest weekday morning at least two hours
+ago, reviews tens of minutes after submission), so the demo itself trips no off-hours or
+rubber-stamp alert."""
+from datetime import datetime, time, timedelta, timezone as dt_timezone
+
+from django.utils import timezone
+
 from governance.demo import seed_governance
 from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
@@ -20,6 +28,16 @@ ARTIFACT_1 = "registry.example.com/payments-api@sha256:" + "3f1c" * 16
 ARTIFACT_2 = "registry.example.com/payments-webhooks@sha256:" + "9ab2" * 16
 
 
+def working_morning(now: datetime) -> datetime:
+    """09:00 UTC on the latest weekday at least two hours before ``now``."""
+    day = now.date()
+    while True:
+        start = datetime.combine(day, time(9, 0), tzinfo=dt_timezone.utc)
+        if day.isoweekday() <= 5 and start <= now - timedelta(hours=2):
+            return start
+        day -= timedelta(days=1)
+
+
 def seed_demo() -> None:
     org = seed_governance()
     admin, people, teams, envs = org["admin"], org["people"], org["teams"], org["environments"]
@@ -33,41 +51,54 @@ def seed_demo() -> None:
         return
     dev, dev2, rev, rev2, ops = (people[u] for u in ("dev", "dev2", "rev", "rev2", "ops"))
     payments = teams["payments"]
+    clock = [working_morning(timezone.now())]
+
+    def tick(minutes=7):
+        clock[0] += timedelta(minutes=minutes)
+        return clock[0]
 
     def create(author, env, title, artifact, **extra):
         return services.change_request_create(
-            actor=author, team=payments, environment=envs[env], title=title, artifact=artifact, **extra
+            actor=author, team=payments, environment=envs[env], title=title, artifact=artifact, at=tick(), **extra
         )
 
+    def submit(author, cr):
+        return services.change_request_submit(actor=author, change_request=cr, at=tick())
+
+    def approve(reviewer, cr, **extra):
+        return services.change_request_approve(actor=reviewer, change_request=cr, at=tick(25), **extra)
+
     def deploy(cr):
-        deployment = services.deployment_start(actor=ops, change_request=cr, pipeline_url="https://ci.example.com/run/1")
-        services.deployment_finish(actor=ops, deployment=deployment, outcome="succeeded", notes="Demo rollout.")
+        deployment = services.deployment_start(actor=ops, change_request=cr, at=tick(10),
+                                               pipeline_url="https://ci.example.com/run/1")
+        services.deployment_finish(actor=ops, deployment=deployment, outcome="succeeded", notes="Demo rollout.",
+                                   at=tick(12))
 
     # 1. Went through staging: approved over the API by rev, deployed by ops.
     staged = create(dev, "staging", MARKER, ARTIFACT_1, contributors=["dev2"], ticket_url="https://tickets.example.com/PAY-101",
                     description="Retries idempotent card authorisations once after a gateway timeout.")
-    services.change_request_submit(actor=dev, change_request=staged)
-    services.change_request_approve(actor=rev, change_request=staged, comment="Looks good; retry is idempotent.")
+    submit(dev, staged)
+    approve(rev, staged, comment="Looks good; retry is idempotent.")
     deploy(staged)
     # 2. The same artifact bound for production: waiting for two portal sign-offs.
     prod = create(dev, "production", MARKER, ARTIFACT_1, contributors=["dev2"], ticket_url="https://tickets.example.com/PAY-101",
                   description="Production rollout of the retry, already live in staging.")
-    services.change_request_submit(actor=dev, change_request=prod)
+    submit(dev, prod)
     # 3. Webhook secret rotation: staged, then signed off twice for production; waits for ops.
     rotate_stage = create(dev2, "staging", "Rotate webhook signing secret", ARTIFACT_2, risk="low")
-    services.change_request_submit(actor=dev2, change_request=rotate_stage)
-    services.change_request_approve(actor=rev2, change_request=rotate_stage, comment="Fine.")
+    submit(dev2, rotate_stage)
+    approve(rev2, rotate_stage, comment="Fine.")
     deploy(rotate_stage)
     rotate_prod = create(dev2, "production", "Rotate webhook signing secret", ARTIFACT_2, risk="low")
-    services.change_request_submit(actor=dev2, change_request=rotate_prod)
+    submit(dev2, rotate_prod)
     for reviewer in (rev, rev2):
-        services.change_request_approve(actor=reviewer, change_request=rotate_prod, via="portal",
-                                         comment="Signed off in the portal (demo data).")
+        approve(reviewer, rotate_prod, via="portal", comment="Signed off in the portal (demo data).")
     # 4. A draft, a rejection and an auto-approved standard change.
     create(dev2, "development", "Upgrade TLS library", "payments-api:2.14.0-rc1")
     rejected = create(dev2, "staging", "Experimental fraud rule", "fraud-rules:0.9.0", risk="high")
-    services.change_request_submit(actor=dev2, change_request=rejected)
-    services.change_request_reject(actor=rev2, change_request=rejected, comment="Needs a rollback plan first.")
+    submit(dev2, rejected)
+    services.change_request_reject(actor=rev2, change_request=rejected, at=tick(25),
+                                   comment="Needs a rollback plan first.")
     standard = create(dev, "staging", "Raise log level for payments-api", "payments-api:2.13.1",
                       change_type="standard", risk="low")
-    services.change_request_submit(actor=dev, change_request=standard)
+    submit(dev, standard)

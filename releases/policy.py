@@ -142,8 +142,12 @@ def _is_approver(ctx: PolicyContext) -> bool:
     )
 
 
+def article(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def _state_reason(cr: ChangeRequest, action: str) -> Reason:
-    return Reason("invalid_state", f"A {cr.state} change request cannot be {_PAST[action]}.")
+    return Reason("invalid_state", f"{article(cr.state).capitalize()} change request cannot be {_PAST[action]}.")
 
 
 _PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "deploy": "deployed"}
@@ -193,11 +197,19 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
         reasons.append(Reason("not_approved", f"The change request is {cr.state}, not approved."))
     elif cr.state != S.APPROVED:
         reasons.append(_state_reason(cr, "deploy"))
-    elif not status.met:
+    elif not status.met and status.expired:
         reasons.append(
             Reason(
                 "approvals_expired",
                 f"Approvals older than {policy.approval_ttl_hours} hours no longer count; ask for a new review.",
+            )
+        )
+    elif not status.met:
+        reasons.append(
+            Reason(
+                "approvals_insufficient",
+                f"The policy of {cr.environment.slug} now asks for more approvals than this change has "
+                f"({status.count} of {status.required}, {status.security} of {status.required_security} security).",
             )
         )
     if duties.DEPLOY not in ctx.actor_duties:

@@ -8,16 +8,18 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 import audit
+from audit.alerts import raise_alert
 from governance import duties
 from governance.errors import Denied, InvalidState, Reason
 from governance.models import Environment, RoleAssignment, Team
 from governance.selectors import has_duty, is_member
-from releases import policy, states
+from releases import anomalies, policy, states
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
 from releases.selectors import change_request_for_decision, policy_context
 
@@ -74,7 +76,21 @@ def _raise_if_refused(decision: policy.Decision) -> None:
 
 def _require_transition(action: str, cr: ChangeRequest) -> None:
     if not states.allows(action, cr.state):
-        raise InvalidState(f"A {cr.state} change request does not allow {action.replace('_', ' ')}.")
+        raise InvalidState(
+            f"{policy.article(cr.state).capitalize()} change request does not allow {action.replace('_', ' ')}."
+        )
+
+
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+def _validate_url(field: str, value: str) -> None:
+    """Links shown to reviewers and auditors: http(s) only, never javascript: or data:."""
+    if value:
+        try:
+            _http_url(value)
+        except ValidationError:
+            raise ValidationError({field: ["Enter an http:// or https:// address."]}) from None
 
 
 def _resolve_contributors(usernames) -> list:
@@ -117,15 +133,16 @@ def change_request_create(
 ) -> ChangeRequest:
     """C1: open a draft. The creator is the author; CI may list the commit authors as contributors."""
     at = at or timezone.now()
-    _validate_fields(title, artifact, change_type, risk)
-    contributor_users = _resolve_contributors(contributors)
     reasons = []
     if not has_duty(actor, duties.SUBMIT, environment=environment, at=at):
         reasons.append(Reason("missing_duty", f"You do not hold submit for {environment.slug}."))
     if not is_member(actor, team):
         reasons.append(Reason("not_team_member", f"You are not a member of team {team.slug}."))
     if reasons:
-        raise Denied(reasons)
+        raise Denied(reasons)  # before any lookup, so refused callers learn nothing about usernames
+    _validate_fields(title, artifact, change_type, risk)
+    _validate_url("ticket_url", ticket_url)
+    contributor_users = _resolve_contributors(contributors)
     cr = ChangeRequest.objects.create(
         title=title.strip(),
         description=description or "",
@@ -213,6 +230,8 @@ def change_request_update(
     _validate_fields(
         changes.get("title", cr.title), changes.get("artifact", cr.artifact), cr.change_type, cr.risk
     )
+    if "ticket_url" in changes:
+        _validate_url("ticket_url", changes["ticket_url"])
     from_state = cr.state
     fields = {f: (changes[f] or "").strip() if f != "description" else changes[f] or ""
               for f in ("title", "description", "artifact", "ticket_url") if f in changes}
@@ -237,15 +256,20 @@ def change_request_update(
     return cr
 
 
-def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime) -> ChangeRequest:
+def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime,
+            revision: int | None) -> ChangeRequest:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
     cr = change_request_for_decision(change_request.pk, lock=True)
+    if revision is not None and revision != cr.revision:
+        raise InvalidState(
+            f"You reviewed revision {revision}, but the change is now at revision {cr.revision}; review it again."
+        )
     action = "approve" if decision == Approval.Decision.APPROVED else "reject"
     ctx = policy_context(cr, actor, at=at)
     _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
-    Approval.objects.create(
+    approval = Approval.objects.create(
         change_request=cr,
         reviewer=actor,
         decision=decision,
@@ -258,6 +282,8 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         created_at=at,
     )
     _mark_duty_used(actor, cr.environment, policy.APPROVE_DUTIES & ctx.actor_duties, at)
+    anomalies.check_rubber_stamp(approval=approval, cr=cr)
+    anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
     if decision == Approval.Decision.REJECTED:
         _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
     else:
@@ -274,20 +300,22 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
 
 @transaction.atomic
 def change_request_approve(
-    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API, at: datetime | None = None
+    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
+    revision: int | None = None, at: datetime | None = None,
 ) -> ChangeRequest:
     """C2–C4, C11: approve the current revision."""
     return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
-                   at=at or timezone.now())
+                   at=at or timezone.now(), revision=revision)
 
 
 @transaction.atomic
 def change_request_reject(
-    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API, at: datetime | None = None
+    *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
+    revision: int | None = None, at: datetime | None = None,
 ) -> ChangeRequest:
     """C2, C4: any rejection closes the request."""
     return _decide(actor, change_request, decision=Approval.Decision.REJECTED, comment=comment, via=via,
-                   at=at or timezone.now())
+                   at=at or timezone.now(), revision=revision)
 
 
 @transaction.atomic
@@ -325,8 +353,10 @@ def deployment_start(
 ) -> Deployment:
     """C5–C8: start deploying an approved change; the request moves to deploying."""
     at = at or timezone.now()
+    _validate_url("pipeline_url", pipeline_url)
     cr = change_request_for_decision(change_request.pk, lock=True)
     _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
+    anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
     deployment = Deployment.objects.create(
         change_request=cr,
         environment=cr.environment,
@@ -446,6 +476,16 @@ def _require_policy_admin(actor) -> None:
 @transaction.atomic
 def approval_policy_save(*, actor, policy_obj: ApprovalPolicy) -> ApprovalPolicy:
     _require_policy_admin(actor)
+    errors = {}
+    if policy_obj.require_prior_environment_id and policy_obj.require_prior_environment_id == policy_obj.environment_id:
+        errors["require_prior_environment"] = ["An environment cannot require itself first."]
+    if (policy_obj.deploy_window_start is None) != (policy_obj.deploy_window_end is None):
+        errors["deploy_window_end"] = ["Give both ends of the deploy window, or neither."]
+    days = [d.strip() for d in policy_obj.deploy_weekdays.split(",") if d.strip()]
+    if any(not d.isdigit() or not 1 <= int(d) <= 7 for d in days):
+        errors["deploy_weekdays"] = ["Use ISO weekdays 1 (Monday) to 7 (Sunday), comma-separated."]
+    if errors:
+        raise ValidationError(errors)
     created = policy_obj.pk is None
     policy_obj.full_clean()
     policy_obj.save()
@@ -462,7 +502,7 @@ def approval_policy_save(*, actor, policy_obj: ApprovalPolicy) -> ApprovalPolicy
 @transaction.atomic
 def freeze_window_save(*, actor, window: FreezeWindow, environments) -> FreezeWindow:
     _require_policy_admin(actor)
-    if window.ends_at <= window.starts_at:
+    if window.starts_at is not None and window.ends_at is not None and window.ends_at <= window.starts_at:
         raise ValidationError({"ends_at": ["A freeze window ends after it starts."]})
     created = window.pk is None
     if created:
@@ -478,3 +518,39 @@ def freeze_window_save(*, actor, window: FreezeWindow, environments) -> FreezeWi
               "environments": sorted(e.slug for e in environments), "reason": window.reason},
     )
     return window
+
+
+@transaction.atomic
+def deployment_report(*, actor, environment: Environment, artifact: str, source: str = "",
+                      at: datetime | None = None) -> dict:
+    """E2: a deploy tool reports what it put on an environment. An artifact with no approved
+    change request there raises a critical alert; every report is recorded."""
+    at = at or timezone.now()
+    if not has_duty(actor, duties.DEPLOY, environment=environment, at=at):
+        raise Denied(Reason("missing_duty", f"Reporting deployments needs deploy for {environment.slug}."))
+    artifact = (artifact or "").strip()
+    if not artifact:
+        raise ValidationError({"artifact": ["Name the artifact that was deployed."]})
+    registered = (
+        ChangeRequest.objects.filter(
+            environment=environment, artifact=artifact, state__in=[S.APPROVED, S.DEPLOYING, S.DEPLOYED]
+        )
+        .order_by("-pk")
+        .first()
+    )
+    alert = None
+    if registered is None:
+        alert, _ = raise_alert(
+            "unregistered_deployment", severity="critical", actor=actor, environment=environment.slug,
+            subject=f"{artifact[:120]} reported on {environment.slug} without an approved change request",
+            details={"artifact": artifact, "source": source},
+            dedupe_key=f"unregistered_deployment:{environment.pk}:{artifact}"[:200], at=at,
+        )
+    audit.record(
+        "deployment.reported", actor=actor, target=registered, environment=environment.slug,
+        data={"artifact": artifact, "source": source, "registered": registered is not None,
+              "alert": alert.pk if alert else None},
+        at=at,
+    )
+    return {"registered": registered is not None, "change_request": registered.pk if registered else None,
+            "alert": alert.pk if alert else None}

@@ -19,9 +19,15 @@ def seeded_demo(django_db_setup, django_db_blocker):
     its own savepoint (the ``db`` fixture nests inside this transaction), so no test sees
     another's writes, and the database is left empty for the next module."""
     with django_db_blocker.unblock():
+        name = str(connection.settings_dict["NAME"])
+        assert name.startswith("test_") or "memorydb" in name, f"refusing to seed {name}: not a test database"
         seeded = transaction.atomic()
         seeded.__enter__()
-        call_command("seed_demo", stdout=open(os.devnull, "w"))
+        try:
+            call_command("seed_demo", stdout=open(os.devnull, "w"))
+        except BaseException as exc:
+            seeded.__exit__(type(exc), exc, exc.__traceback__)
+            raise
     yield
     with django_db_blocker.unblock():
         transaction.set_rollback(True)
@@ -85,8 +91,10 @@ def pytest_collection_modifyitems(config, items):
         # The module's seed must open before the test's own transaction (which a module-level
         # ``django_db`` mark starts first): otherwise it would nest inside, and be rolled back
         # with, the first test that asked for it.
+        # ``db`` is declared too, because pytest-django creates the test database only for tests
+        # that declare a database fixture or mark.
         if "demo" in item.fixturenames and not _marked_transactional(item):
-            item.fixturenames.insert(0, "seeded_demo")
+            item.fixturenames[:0] = ["seeded_demo", "db"]
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (CI's second pass does)")
     skip_redis = pytest.mark.skip(reason="needs Redis and a real worker: set CELERY_BROKER_URL=redis://...")
     for item in items:

@@ -184,3 +184,19 @@ class DeploymentFinishSerializer(StrictSerializer):
 
 class RollbackSerializer(StrictSerializer):
     reason = serializers.CharField(help_text="Why the deployment is rolled back.")
+
+
+class DeploymentReportSerializer(StrictSerializer):
+    environment = NameField(
+        slug_field="slug", queryset=Environment.objects.all(), help_text="Environment slug.",
+        error_messages={"does_not_exist": "No environment has the slug {value}."},
+    )
+    artifact = serializers.CharField(max_length=255, help_text="The artifact the deploy tool put there.")
+    source = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                   help_text="Which tool or pipeline reports it.")
+
+
+class DeploymentReportResultSerializer(serializers.Serializer):
+    registered = serializers.BooleanField(help_text="An approved change request covers this artifact there.")
+    change_request = serializers.IntegerField(allow_null=True)
+    alert = serializers.IntegerField(allow_null=True, help_text="The unregistered_deployment alert raised, if any.")

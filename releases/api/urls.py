@@ -8,4 +8,7 @@ router = SimpleRouter()
 router.register("change-requests", views.ChangeRequestViewSet, basename="change-request")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("deployment-reports/", views.DeploymentReportView.as_view(), name="deployment-report"),
+    path("", include(router.urls)),
+]

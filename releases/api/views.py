@@ -8,12 +8,15 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import Pagination
 from governance.api.serializers import DetailSerializer, RefusalSerializer
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
 from releases.api.serializers import (
+    DeploymentReportResultSerializer,
+    DeploymentReportSerializer,
     CancelSerializer,
     ChangeRequestCreateSerializer,
     ChangeRequestSerializer,
@@ -255,3 +258,20 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
         deployment = self.get_object()
         data = _validated(RollbackSerializer, request.data)
         return self._render(services.deployment_rollback(actor=request.user, deployment=deployment, **data))
+
+
+class DeploymentReportView(APIView):
+    """E2: deploy tooling reports each artifact it puts on an environment; one with no approved
+    change request there raises a critical ``unregistered_deployment`` alert."""
+
+    @extend_schema(
+        tags=["deployments"],
+        request=DeploymentReportSerializer,
+        responses={201: DeploymentReportResultSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED},
+    )
+    def post(self, request):
+        data = _validated(DeploymentReportSerializer, request.data)
+        result = services.deployment_report(
+            actor=request.user, environment=data["environment"], artifact=data["artifact"], source=data["source"]
+        )
+        return Response(DeploymentReportResultSerializer(result).data, status=status.HTTP_201_CREATED)

@@ -2,13 +2,15 @@
 deployments and the history from the audit trail, in a constant number of queries."""
 from datetime import timedelta
 
+import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from releases import services
-from releases.models import FreezeWindow
+from releases.models import ChangeRequest, FreezeWindow
 
 
 def test_the_page_shows_details_checklist_approvals_deployments_and_history(demo, changes, client_as):
@@ -116,10 +118,17 @@ def test_the_page_costs_the_same_queries_at_two_sizes(demo, client_as, approved_
 
 
 def test_only_web_addresses_become_links(demo, client_as):
+    with pytest.raises(ValidationError):  # the service refuses anything but http(s) links ...
+        services.change_request_create(
+            actor=demo.dev, team=demo.payments, environment=demo.staging, title="Odd ticket",
+            artifact="payments-api:1.0.0", ticket_url="javascript:alert(document.cookie)",
+        )
     cr = services.change_request_create(
         actor=demo.dev, team=demo.payments, environment=demo.staging, title="Odd ticket",
-        artifact="payments-api:1.0.0", ticket_url="javascript:alert(document.cookie)",
+        artifact="payments-api:1.0.0", ticket_url="https://tickets.example.com/1",
     )
+    # ... and the page still never links a stored value that is not one (rows older than the check).
+    ChangeRequest.objects.filter(pk=cr.pk).update(ticket_url="javascript:alert(document.cookie)")
 
     response = client_as(demo.rev).get(f"/changes/{cr.pk}/")
 

@@ -3,6 +3,7 @@ action; the delivery is retried until it lands, exactly once."""
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -49,7 +50,9 @@ def test_receiver_down_action_succeeds_and_delivery_is_retried_once(demo, receiv
         # The approval itself must succeed whatever the receiver does; the alert it raises is queued.
         from audit.alerts import raise_alert
 
-        deployment = services.deployment_start(actor=demo.ops, change_request=cr)
+        # Half an hour after the demo's sign-offs: working hours, so no off-hours alert joins in.
+        deployment = services.deployment_start(actor=demo.ops, change_request=cr,
+                                               at=cr.approved_at + timedelta(minutes=30))
         raise_alert("test_signal", subject="receiver is down", dedupe_key="down-test")
     assert deployment.pk is not None
     message = OutboxMessage.objects.get(topic="notification.deliver")
