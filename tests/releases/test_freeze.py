@@ -1,0 +1,122 @@
+"""C6: freeze windows block deployments to their environments, except emergency changes that carry
+a security approval."""
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from governance.errors import Denied
+from releases import services
+from releases.models import FreezeWindow
+from tests.releases.stories import approved_in_production, approved_in_staging, pending_in_production
+
+
+@pytest.fixture
+def year_end_freeze(demo, now):
+    """Production is frozen from an hour from now for two days; sec declares it."""
+    window = FreezeWindow(
+        name="Year-end freeze", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=49),
+        reason="Card volumes peak.",
+    )
+    return services.freeze_window_save(actor=demo.sec, window=window, environments=[demo.production])
+
+
+def start(demo, cr, at):
+    return services.deployment_start(actor=demo.ops, change_request=cr, at=at)
+
+
+def test_a_normal_change_waits_for_the_freeze_to_end(demo, now, year_end_freeze, nothing_written):
+    cr = approved_in_production(demo, now)
+
+    with nothing_written(), pytest.raises(Denied) as refused:
+        start(demo, cr, now + timedelta(hours=1))
+
+    assert refused.value.codes == ["freeze_window_active"]
+    assert "Year-end freeze" in refused.value.messages()[0]
+    assert start(demo, cr, year_end_freeze.ends_at)
+
+
+def test_before_the_freeze_starts_deployments_go_ahead(demo, now, year_end_freeze):
+    cr = approved_in_production(demo, now)
+
+    assert start(demo, cr, now + timedelta(minutes=59))
+
+
+def test_a_freeze_on_production_leaves_staging_alone(demo, now, year_end_freeze):
+    cr = approved_in_staging(demo, now)
+
+    assert start(demo, cr, now + timedelta(hours=2))
+
+
+def test_an_emergency_change_with_a_security_approval_passes_the_freeze(demo, now, year_end_freeze):
+    """sec is a payments member and holds security_approve: one portal sign-off is the emergency minimum."""
+    cr = pending_in_production(demo, now, change_type="emergency")
+    cr = services.change_request_approve(actor=demo.sec, change_request=cr, via="portal", at=now + timedelta(hours=2))
+    assert cr.state == "approved"
+
+    deployment = start(demo, cr, now + timedelta(hours=2))
+
+    assert deployment.state == "running"
+
+
+def test_an_emergency_change_without_a_security_approval_is_frozen(demo, now, year_end_freeze, nothing_written):
+    cr = pending_in_production(demo, now, change_type="emergency")
+    cr = services.change_request_approve(actor=demo.rev, change_request=cr, via="portal", at=now)
+    assert cr.state == "approved"
+
+    with nothing_written(), pytest.raises(Denied) as refused:
+        start(demo, cr, now + timedelta(hours=2))
+
+    assert refused.value.codes == ["freeze_window_active"]
+
+
+def test_a_security_approval_does_not_exempt_a_normal_change(demo, now, year_end_freeze, nothing_written):
+    cr = approved_in_production(demo, now, reviewers=(demo.sec, demo.rev))
+
+    with nothing_written(), pytest.raises(Denied) as refused:
+        start(demo, cr, now + timedelta(hours=2))
+
+    assert refused.value.codes == ["freeze_window_active"]
+
+
+def test_overlapping_freezes_are_all_named(demo, now, year_end_freeze, nothing_written):
+    services.freeze_window_save(
+        actor=demo.sec,
+        window=FreezeWindow(
+            name="Datacentre move", starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3)
+        ),
+        environments=[demo.production, demo.staging],
+    )
+    cr = approved_in_production(demo, now)
+
+    with nothing_written(), pytest.raises(Denied) as refused:
+        start(demo, cr, now + timedelta(hours=2))
+
+    assert refused.value.codes == ["freeze_window_active"]
+    assert "Datacentre move, Year-end freeze" in refused.value.messages()[0]
+
+
+def test_only_security_declares_a_freeze(demo, now, nothing_written):
+    window = FreezeWindow(name="Mine", starts_at=now, ends_at=now + timedelta(hours=1))
+
+    with nothing_written(), pytest.raises(Denied) as refused:
+        services.freeze_window_save(actor=demo.ops, window=window, environments=[demo.production])
+
+    assert refused.value.codes == ["missing_duty"]
+
+
+@pytest.mark.parametrize(
+    "starts, ends, field",
+    [(0, 0, "ends_at"), (2, 1, "ends_at"), (None, 1, "starts_at"), (0, None, "ends_at")],
+)
+def test_a_freeze_needs_a_start_before_its_end(demo, now, nothing_written, starts, ends, field):
+    window = FreezeWindow(
+        name="Bad", starts_at=None if starts is None else now + timedelta(hours=starts),
+        ends_at=None if ends is None else now + timedelta(hours=ends),
+    )
+
+    with nothing_written(), pytest.raises(ValidationError) as refused:
+        services.freeze_window_save(actor=demo.sec, window=window, environments=[demo.production])
+
+    assert field in refused.value.message_dict
+    assert not FreezeWindow.objects.filter(name="Bad").exists()
