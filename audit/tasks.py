@@ -1,7 +1,7 @@
 """Celery tasks of the audit core. Thin: each calls one function and is safe to run twice."""
 from celery import shared_task
 
-from audit import outbox
+from audit import chain_watch, outbox
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -12,3 +12,8 @@ def deliver_outbox(message_id: int) -> str:
 @shared_task(ignore_result=True)
 def sweep_outbox() -> int:
     return outbox.sweep()
+
+
+@shared_task(ignore_result=True)
+def verify_chain() -> bool:
+    return chain_watch.verify_and_alert()
