@@ -31,8 +31,31 @@ def _may_read_trail(request) -> bool:
     return request._countersign_reads_audit
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by the application: who may read them is all that varies
+    (``may_read``); nobody adds, changes or deletes them here."""
+
+    def may_read(self, request) -> bool:
+        raise NotImplementedError
+
+    def has_module_permission(self, request):
+        return self.may_read(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_read(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Events are written by ``audit.record`` only, so every write permission is off. The
     changelist touches no foreign key (``actor_username`` is a snapshot), so it runs a fixed number
     of queries however long the trail is."""
@@ -48,20 +71,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     readonly_fields = fields
     show_full_result_count = False
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return _may_read_trail(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _may_read_trail(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _is_security(request) -> bool:
@@ -87,7 +98,7 @@ class ResolutionActionForm(helpers.ActionForm):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyAdmin):
     """Alerts are raised by the detectors (``audit.alerts.raise_alert``) and resolved by security
     through ``alert_resolve``; nothing else changes them. Readers as for the trail (V3)."""
 
@@ -104,20 +115,8 @@ class AlertAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return _may_read_trail(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _may_read_trail(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_resolve_permission(self, request):
         return _is_security(request)
@@ -222,7 +221,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
     """The delivery queue, read-only: what was sent, retried, or given up on (RULES.md E3)."""
 
     list_display = ["id", "topic", "created_at", "attempts", "delivered_at", "failed_at", "error_hint"]
@@ -234,20 +233,8 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     readonly_fields = fields
     show_full_result_count = False
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return _configures_notifications(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _configures_notifications(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Last error")
     def error_hint(self, message):

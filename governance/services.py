@@ -249,6 +249,18 @@ def role_grant(
     return assignment
 
 
+def _end_grant(assignment: RoleAssignment, status: str, *, actor, reason: str, at, event: str, data: dict) -> None:
+    """Every way a grant ends (rejected, revoked, expired): one state change, one audit event, and
+    the permissions re-synced in the same transaction."""
+    assignment.status = status
+    assignment.ended_at = at
+    assignment.ended_by = actor
+    assignment.end_reason = reason
+    assignment.save(update_fields=["status", "ended_at", "ended_by", "end_reason"])
+    _record_grant_event(event, assignment, actor=actor, at=at, **data)
+    sync_permissions(assignment.user, at=at)
+
+
 def _lock_assignment(assignment: RoleAssignment) -> RoleAssignment:
     _lock_user(assignment.user)
     return RoleAssignment.objects.select_for_update(of=("self",)).select_related("user", "role", "team", "environment").get(
@@ -309,12 +321,9 @@ def role_assignment_reject(
         reasons = [r for r in reasons if r.code != "four_eyes_grant" or actor.pk == assignment.user_id]
         if reasons:
             raise Denied(reasons)
-    assignment.status = Status.REJECTED
-    assignment.ended_at = at
-    assignment.ended_by = actor
-    assignment.end_reason = (reason or "").strip()
-    assignment.save(update_fields=["status", "ended_at", "ended_by", "end_reason"])
-    _record_grant_event("role.grant_rejected", assignment, actor=actor, at=at, reason=assignment.end_reason)
+    reason = (reason or "").strip()
+    _end_grant(assignment, Status.REJECTED, actor=actor, reason=reason, at=at, event="role.grant_rejected",
+               data={"reason": reason})
     return assignment
 
 
@@ -339,13 +348,8 @@ def role_assignment_revoke(
         raise Denied(
             Reason("missing_duty", f"Revoking needs manage_roles in team {assignment.team.slug} or security_approve.")
         )
-    assignment.status = Status.REVOKED
-    assignment.ended_at = at
-    assignment.ended_by = actor
-    assignment.end_reason = reason.strip()
-    assignment.save(update_fields=["status", "ended_at", "ended_by", "end_reason"])
-    _record_grant_event("role.revoked", assignment, actor=actor, at=at, reason=assignment.end_reason)
-    sync_permissions(assignment.user, at=at)
+    _end_grant(assignment, Status.REVOKED, actor=actor, reason=reason.strip(), at=at, event="role.revoked",
+               data={"reason": reason.strip()})
     return assignment
 
 
@@ -366,12 +370,7 @@ def role_assignments_expire_due(*, at: datetime | None = None) -> int:
             ).get(pk=pk)
             if assignment.status not in (Status.ACTIVE, Status.PENDING) or assignment.expires_at > at:
                 continue
-            assignment.status = Status.EXPIRED
-            assignment.ended_at = at
-            assignment.end_reason = "expired"
-            assignment.save(update_fields=["status", "ended_at", "end_reason"])
-            _record_grant_event("role.expired", assignment, actor=None, at=at)
-            sync_permissions(assignment.user, at=at)
+            _end_grant(assignment, Status.EXPIRED, actor=None, reason="expired", at=at, event="role.expired", data={})
             expired += 1
     return expired
 
@@ -937,13 +936,8 @@ def access_review_close(*, actor=None, review, at: datetime | None = None):
 
 def _system_revoke(assignment: RoleAssignment, *, reason: str, at: datetime) -> None:
     """Revocation decided by a rule rather than a person (campaign close); audited with no actor."""
-    assignment = _lock_assignment(assignment)
-    assignment.status = Status.REVOKED
-    assignment.ended_at = at
-    assignment.end_reason = reason
-    assignment.save(update_fields=["status", "ended_at", "end_reason"])
-    _record_grant_event("role.revoked", assignment, actor=None, at=at, reason=reason)
-    sync_permissions(assignment.user, at=at)
+    _end_grant(_lock_assignment(assignment), Status.REVOKED, actor=None, reason=reason, at=at, event="role.revoked",
+               data={"reason": reason})
 
 
 def access_reviews_close_overdue(*, at: datetime | None = None, grace: timedelta = timedelta(days=7)) -> int:

@@ -26,13 +26,12 @@ from governance.api.review_serializers import (
     AccessReviewItemSerializer,
     AccessReviewSerializer,
 )
-from governance.api.serializers import DetailSerializer, RefusalSerializer
+from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from governance.models import AccessReview, AccessReviewItem
 
-UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
 NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller.")
 INVALID = OpenApiResponse(
-    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    FIELD_ERRORS,
     description="Field errors: `{field: [message, …]}`.",
 )
 DENIED = OpenApiResponse(

@@ -1,6 +1,7 @@
 """Input serializers check the shape of a request; output serializers render. The rules live in
 ``governance.services``: nothing here decides who may do what."""
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from governance.models import Environment, Role, RoleAssignment, Team
@@ -111,3 +112,9 @@ class DetailSerializer(serializers.Serializer):
     """401 and 404 bodies (API.md)."""
 
     detail = serializers.CharField()
+
+
+# Response declarations every API module shares (API.md's error shapes).
+UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
+FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+

@@ -12,6 +12,8 @@ from config.api import Pagination
 from governance import selectors, services
 from governance.api.filters import RoleAssignmentFilter
 from governance.api.serializers import (
+    FIELD_ERRORS,
+    UNAUTHENTICATED,
     DetailSerializer,
     EnvironmentSerializer,
     RefusalSerializer,
@@ -24,10 +26,9 @@ from governance.api.serializers import (
 )
 from governance.models import Environment, Role, RoleAssignment, Team
 
-UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
 NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller.")
 INVALID = OpenApiResponse(
-    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    FIELD_ERRORS,
     description="Field errors: `{field: [message, …]}`.",
 )
 DENIED = OpenApiResponse(RefusalSerializer, description="Not allowed; `reasons` lists every rule that refuses.")

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import Pagination
-from governance.api.serializers import DetailSerializer, RefusalSerializer
+from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
 from releases.api.serializers import (
@@ -31,10 +31,9 @@ from releases.api.serializers import (
 )
 from releases.models import Approval, ChangeRequest, Deployment
 
-UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
 NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller (V1).")
 INVALID = OpenApiResponse(
-    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    FIELD_ERRORS,
     description="Malformed body (`{detail}`) or field errors: `{field: [message, …]}`.",
 )
 DENIED = OpenApiResponse(
