@@ -159,3 +159,72 @@ class NotificationChannel(models.Model):
     def wants(self, kind: str, team: str) -> bool:
         topics = {t.strip() for t in self.topics.split(",") if t.strip()}
         return self.is_active and (not self.team or self.team == team) and (not topics or kind in topics)
+
+
+class AuditSeal(models.Model):
+    """A signed statement of the chain head (RULES.md L2): "event #sequence has hash head_hash",
+    signed with the server's Ed25519 key. Each seal also covers the previous seal's signature, so
+    seals form their own chain (like CloudTrail's digest files): rewriting events and recomputing
+    every hash no longer matches a sealed head, and removing a seal breaks the next one."""
+
+    number = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(editable=False, db_index=True)
+    sequence = models.BigIntegerField(editable=False, help_text="The last audit event this seal covers.")
+    head_hash = models.CharField(max_length=64, editable=False)
+    prev_signature = models.CharField(max_length=128, blank=True, editable=False)
+    key_fingerprint = models.CharField(max_length=64, editable=False)
+    signature = models.CharField(max_length=128, editable=False)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self):
+        return f"seal {self.number} over event #{self.sequence}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit seals are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit seals are append-only.")
+
+
+class EvidenceExport(models.Model):
+    """One evidence bundle for a framework and period (RULES.md L3), built by a Celery task.
+
+    The period is calendar days in UTC, both ends included: events at or after
+    ``period_start`` 00:00 and before ``period_end`` + 1 day 00:00."""
+
+    class Framework(models.TextChoices):
+        SOX = "sox", "SOX (ITGC change management and logical access)"
+        HIPAA = "hipaa", "HIPAA (audit controls, activity review, access management)"
+        ISO27001 = "iso27001", "ISO/IEC 27001:2022"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    framework = models.CharField(max_length=10, choices=Framework.choices)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True, help_text="Bundle path under EVIDENCE_ROOT.")
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    row_counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_framework_display()} {self.period_start}…{self.period_end} (#{self.pk})"

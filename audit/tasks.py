@@ -17,3 +17,10 @@ def sweep_outbox() -> int:
 @shared_task(ignore_result=True)
 def verify_chain() -> bool:
     return chain_watch.verify_and_alert()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def build_evidence_export(export_id: int) -> str:
+    from audit.evidence import builder
+
+    return builder.build(export_id)

@@ -201,6 +201,14 @@ COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_D
 # it: a deployment cannot switch it on. UPDATE is refused whatever it says.
 COUNTERSIGN_AUDIT_PURGE_ALLOWED = False
 
+# Ed25519 key that signs audit seals and evidence bundles (RULES.md L2, L3). In development it is
+# generated into var/ on first use; with DEBUG off the file must exist (mounted as a secret).
+SIGNING_KEY_FILE = Path(os.environ.get("SIGNING_KEY_FILE", VAR_DIR / "signing_key.pem"))
+SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", DEBUG)
+# Finished evidence bundles: private files, served only through the permission-checked download.
+EVIDENCE_ROOT = Path(os.environ.get("EVIDENCE_ROOT", VAR_DIR / "evidence"))
+EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))
+
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")
 
