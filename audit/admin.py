@@ -239,3 +239,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     @admin.display(description="Last error")
     def error_hint(self, message):
         return (message.last_error[:80] + "…") if len(message.last_error) > 80 else message.last_error
+
+
+# Evidence exports and seals register their admin pages in their own modules.
+from audit.evidence import admin as _evidence_admin  # noqa: E402,F401

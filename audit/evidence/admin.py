@@ -1,0 +1,1 @@
+"""Admin pages for evidence exports (being written in issue 5)."""
