@@ -9,7 +9,7 @@ from django.contrib.admin import helpers
 
 import audit
 from audit import services
-from audit.models import Alert, AuditEvent, NotificationChannel, OutboxMessage
+from audit.models import Alert, AuditEvent, AuditSeal, NotificationChannel, OutboxMessage
 
 
 def _may_read_trail(request) -> bool:
@@ -73,6 +73,42 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def may_read(self, request) -> bool:
         return _may_read_trail(request)
+
+
+@admin.register(AuditSeal)
+class AuditSealAdmin(ReadOnlyAdmin):
+    """Seals are written by the hourly ``audit.tasks.seal_chain`` only. The changelist publishes the
+    public key and its fingerprint, so an auditor can check seals and evidence bundles with it
+    (RULES.md L2, L3). Readers as for the trail (V3)."""
+
+    list_display = ["number", "created_at", "sequence", "head_hash", "key_fingerprint_hint", "signature_hint"]
+    list_display_links = ["number"]
+    fields = ["number", "created_at", "sequence", "head_hash", "prev_signature", "key_fingerprint", "signature"]
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def may_read(self, request) -> bool:
+        return _may_read_trail(request)
+
+    @admin.display(description="Key fingerprint")
+    def key_fingerprint_hint(self, seal):
+        return seal.key_fingerprint[:16] + "…"
+
+    @admin.display(description="Signature")
+    def signature_hint(self, seal):
+        return seal.signature[:16] + "…"
+
+    def changelist_view(self, request, extra_context=None):
+        # The key module is loaded only here: reading the trail does not need the private key.
+        from django.core.exceptions import ImproperlyConfigured
+
+        from audit import signing
+
+        try:
+            published = {"public_key_pem": signing.public_key_pem(), "public_key_fingerprint": signing.fingerprint()}
+        except (ImproperlyConfigured, OSError, ValueError) as exc:
+            published = {"public_key_error": str(exc)}
+        return super().changelist_view(request, extra_context={**(extra_context or {}), **published})
 
 
 def _is_security(request) -> bool:
@@ -156,7 +192,7 @@ class NotificationChannelForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if data.get("clear_secret"):
-            data["secret"] = ""
+            data["secret"] = ""  # clearing the stored secret, not setting one  # nosec B105
         elif not data.get("secret"):
             data["secret"] = self.stored_secret
         return data
@@ -241,5 +277,5 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         return (message.last_error[:80] + "…") if len(message.last_error) > 80 else message.last_error
 
 
-# Evidence exports and seals register their admin pages in their own modules.
+# Evidence exports register their admin pages in their own module.
 from audit.evidence import admin as _evidence_admin  # noqa: E402,F401

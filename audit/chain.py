@@ -112,11 +112,18 @@ class Break:
 
 
 def verify(batch_size: int = 5000) -> tuple[int, Break | None]:
-    """Recompute the whole chain. Returns (events checked, first break or None)."""
+    """Recompute the whole chain. Returns (events checked, first break or None).
+
+    The head is read first and the walk stops there: an event and the head move in one
+    transaction, so every event up to the head read is committed, and writers appending while a
+    long verification runs cannot look like a broken tail."""
+    head = ChainHead.objects.filter(pk=1).first()
     expected_sequence = 1
     prev_hash = GENESIS
     checked = 0
     queryset = AuditEvent.objects.order_by("sequence")
+    if head is not None:
+        queryset = queryset.filter(sequence__lte=head.sequence)
     for event in queryset.iterator(chunk_size=batch_size):
         if event.sequence != expected_sequence:
             return checked, Break(expected_sequence, None, f"missing; next present is #{event.sequence}")
@@ -127,9 +134,10 @@ def verify(batch_size: int = 5000) -> tuple[int, Break | None]:
         prev_hash = event.hash
         expected_sequence += 1
         checked += 1
-    head = ChainHead.objects.filter(pk=1).first()
     if head is not None and head.sequence != checked:
         return checked, Break(
             checked + 1, None, f"chain head says #{head.sequence} but the log ends at #{checked}"
         )
+    if head is not None and checked and head.hash != prev_hash:
+        return checked, Break(checked, None, "the chain head's hash is not the last event's hash")
     return checked, None

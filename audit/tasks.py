@@ -24,3 +24,18 @@ def build_evidence_export(export_id: int) -> str:
     from audit.evidence import builder
 
     return builder.build(export_id)
+
+
+@shared_task(ignore_result=True)
+def seal_chain() -> int | None:
+    """Hourly: sign the chain head (RULES.md L2). Returns the new seal's number, or None when
+    nothing new was recorded. A chain that no longer follows from the last seal is not sealed: the
+    full verification runs instead and raises the critical alert."""
+    from audit import seals
+
+    try:
+        sealed = seals.seal()
+    except seals.SealRefused:
+        chain_watch.verify_and_alert()
+        return None
+    return sealed.number if sealed is not None else None

@@ -4,6 +4,8 @@ django-celery-beat's tables (creating what is missing, keeping what admins chang
 SCHEDULE = {
     "audit: hand over pending outbox messages": {"task": "audit.tasks.sweep_outbox", "every": 60},
     "audit: verify the hash chain": {"task": "audit.tasks.verify_chain", "every": 3600},
+    # Hourly seals (RULES.md L2): an idle hour adds none; a tampered hour is detected within the next.
+    "audit: seal the chain head": {"task": "audit.tasks.seal_chain", "every": 3600},
     "governance: expire grants": {"task": "governance.tasks.expire_grants", "every": 300},
     "governance: permission-creep scan": {"task": "governance.tasks.creep_scan", "crontab": "15 3 * * *"},
     "governance: quarterly access review": {

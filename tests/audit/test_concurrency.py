@@ -70,7 +70,7 @@ def test_concurrent_appends_make_one_unbroken_chain(head_exists):
     prev_hashes = Counter(e["prev_hash"] for e in events)
     assert prev_hashes.most_common(1)[0][1] == 1, "two events share a predecessor: the chain forked"
     assert events[0]["prev_hash"] == GENESIS
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:]))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:], strict=False))
     for writer in range(THREADS):
         mine = [e["data"]["n"] for e in events if e["data"].get("writer") == writer]
         assert mine == list(range(EVENTS_PER_THREAD)), f"writer {writer}'s events are missing or out of order"

@@ -31,7 +31,7 @@ def test_events_are_numbered_one_to_n_and_each_links_to_the_previous_hash():
     stored = list(AuditEvent.objects.order_by("sequence"))
     assert [e.sequence for e in stored] == list(range(1, 8))
     assert stored[0].prev_hash == GENESIS
-    for previous, current in zip(stored, stored[1:]):
+    for previous, current in zip(stored, stored[1:], strict=False):
         assert current.prev_hash == previous.hash
     assert [e.hash for e in stored] == [e.hash for e in events]
     assert len({e.hash for e in stored}) == 7

@@ -1,13 +1,38 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import keys
 from audit.chain import verify
+from audit.seals import verify_seals
 
 
 class Command(BaseCommand):
-    help = "Recompute the audit hash chain; exit non-zero naming the first broken event."
+    help = (
+        "Recompute the audit hash chain and check every seal; exit non-zero naming the first broken "
+        "event or seal."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--public-key", type=Path, metavar="FILE",
+            help="PEM public key to check the seals with (default: the server's signing key).",
+        )
 
     def handle(self, *args, **options):
         checked, broken = verify()
         if broken is not None:
             raise CommandError(f"Audit chain broken at {broken} ({checked} events verified before it).")
+        public_key = None
+        if options["public_key"] is not None:
+            try:
+                public_key = keys.load_public_key(options["public_key"].read_bytes())
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"Cannot read the public key {options['public_key']}: {exc}") from exc
+        sealed, seal_broken = verify_seals(public_key)
+        if seal_broken is not None:
+            raise CommandError(
+                f"Audit seals broken at {seal_broken} ({checked} events and {sealed} seals verified before it)."
+            )
         self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {checked} events verified."))
+        self.stdout.write(self.style.SUCCESS(f"Audit seals intact: {sealed} seals verified."))
