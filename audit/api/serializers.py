@@ -15,9 +15,11 @@ class AlertStatusField(serializers.CharField):
 class AlertSerializer(serializers.ModelSerializer):
     status = AlertStatusField(read_only=True)
     actor = serializers.SlugRelatedField(
-        read_only=True, slug_field="username", help_text="The user the signal is about, if any."
+        read_only=True, allow_null=True, slug_field="username", help_text="The user the signal is about, if any."
     )
-    resolved_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    resolved_by = serializers.SlugRelatedField(
+        read_only=True, allow_null=True, slug_field="username", help_text="Who resolved it; null while open."
+    )
 
     class Meta:
         model = Alert

@@ -15,13 +15,15 @@ ALERT_READING_DUTIES = {duties.SECURITY_APPROVE, duties.VIEW_AUDIT}
 @register.simple_tag(takes_context=True)
 def portal_links(context) -> dict[str, bool]:
     """``access_reviews``: the user reviews access (a team's manager or reviewer, security) or is
-    the reviewer of an item. ``alerts``: staff who may read alerts in the admin (V3)."""
+    the reviewer of an item. ``alerts``: staff who may read alerts in the admin (V3).
+    ``evidence``: holders of export_evidence, the only users the evidence page exists for (V3)."""
     user = context.get("user")
     if user is None or not user.is_authenticated:
-        return {"access_reviews": False, "alerts": False}
+        return {"access_reviews": False, "alerts": False, "evidence": False}
     held = {duty for duty, _, _ in effective_duties(user)}
     reviews = bool(held & REVIEWING_DUTIES) or AccessReviewItem.objects.filter(reviewer_id=user.pk).exists()
     return {
         "access_reviews": reviews,
         "alerts": user.is_staff and (user.is_superuser or bool(held & ALERT_READING_DUTIES)),
+        "evidence": duties.EXPORT_EVIDENCE in held,
     }

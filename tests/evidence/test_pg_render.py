@@ -1,0 +1,130 @@
+"""On PostgreSQL the deployment and grant datasets are rendered by the database
+(``audit.evidence.pg_render``): the files must be byte for byte the ones the Python path writes,
+on data that exercises every rendering rule — NULLs, lists, unicode and emoji, quotes, commas,
+line breaks, values starting with = + - @ tab or CR, microsecond and whole-second times — and
+every computed column: SoD exception and violation, a policy edit in the middle of the period,
+an emergency change with its post-implementation review and one overdue."""
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from audit.evidence import builder, pg_render
+from audit.evidence.datasets import PRODUCTION_DEPLOYMENTS
+from governance import duties, services as governance
+from governance.models import Role, RoleAssignment
+from releases import services as releases
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
+from tests.evidence.conftest import build_export, deploy_in
+
+RENDERED = {"sox": ("production_deployments", "role_grants"), "iso27001": ("changes", "role_grants")}
+AWKWARD = [
+    '=HYPERLINK("http://x","y")', "+1 call", "-5", "@SUM(A1)", "\tindented", "\rreturn first",
+    'say "hi", then\r\nleave', "emoji 🚀 ünïcödé — “quotes”", "trailing backslash \\", "a; b", "",
+]
+
+
+def _seed(demo, period):
+    at = period.middle.replace(microsecond=0)
+    user_model = get_user_model()
+    weird = user_model.objects.create_user(username="-zoë🚀", password="x", email="z@example.org")
+    # An SoD exception held by rev2 while approving (verdict "exception").
+    exception = governance.sod_exception_request(
+        actor=demo.mgr, user=demo.rev2, duty_a=duties.APPROVE, duty_b=duties.DEPLOY, environment=demo.production,
+        justification="cover, \"weekend\"\nsecond line", expires_at=at + timedelta(days=20), at=at - timedelta(hours=3),
+    )
+    governance.sod_exception_approve(actor=demo.sec, exception=exception, at=at - timedelta(hours=3))
+    grant = governance.role_grant(
+        actor=demo.mgr, user=demo.rev2, role=Role.objects.get(slug="operations"), team=demo.payments,
+        environment=demo.production, justification="=weekend, on call", expires_at=at + timedelta(days=10),
+        at=at - timedelta(hours=2, microseconds=-7),
+    )
+    governance.role_assignment_approve(actor=demo.sec, assignment=grant, at=at - timedelta(hours=2))
+    flagged, _ = deploy_in(demo, demo.production, at, title=AWKWARD[0], approvers=(demo.rev, demo.rev2))
+    # Changes with awkward text in every free-text column, one per value, some with a contributor.
+    changes = []
+    for i, value in enumerate(AWKWARD[1:]):
+        cr, deployment = deploy_in(demo, demo.production, at + timedelta(minutes=i + 1, microseconds=i * 37),
+                                   title=value or "x")
+        ChangeRequest.objects.filter(pk=cr.pk).update(ticket_url=value, title=value)
+        Deployment.objects.filter(pk=deployment.pk).update(pipeline_url=value[::-1], artifact=value + "@sha")
+        if i % 3 == 0:
+            cr.contributors.add(weird, demo.dev2)
+        changes.append(cr)
+    # A violation: the deployer also approved (written around the services).
+    _, violated = deploy_in(demo, demo.production, at + timedelta(hours=1))
+    Approval.objects.create(
+        change_request_id=violated.change_request_id, reviewer=demo.ops, decision=Approval.Decision.APPROVED,
+        revision=violated.revision, artifact=violated.artifact, via=Approval.Via.API, created_at=at + timedelta(hours=1),
+    )
+    # Emergency changes: one reviewed after its due time, one never reviewed (overdue).
+    reviewed, _ = deploy_in(demo, demo.production, at + timedelta(hours=2), change_type="emergency")
+    ChangeRequest.objects.filter(pk=reviewed.pk).update(risk=ChangeRequest.Risk.HIGH)
+    reviewed.refresh_from_db()
+    releases.change_request_review_pir(actor=demo.rev2, change_request=reviewed, notes="ok, fine",
+                                       at=(reviewed.pir_due_at or at) + timedelta(hours=1))
+    deploy_in(demo, demo.production, at + timedelta(hours=3), change_type="emergency")
+    # The production policy is edited in the middle of the period: later deployments fall short.
+    policy = ApprovalPolicy.objects.get(environment=demo.production)
+    policy.min_approvals, policy.min_security_approvals, policy.team_reviewer_required = 3, 1, True
+    releases.approval_policy_save(actor=demo.admin, policy_obj=policy)
+    latest = ApprovalPolicy.history.filter(environment_id=demo.production.pk).order_by("-history_id").first()
+    ApprovalPolicy.history.filter(environment_id=demo.production.pk).exclude(history_id=latest.history_id).update(
+        history_date=period.start_at - timedelta(days=1))
+    ApprovalPolicy.history.filter(history_id=latest.history_id).update(history_date=at + timedelta(hours=2, minutes=30))
+    # Grants: a revoked one with an awkward reason, one for every environment, a self-granted one.
+    plain = governance.role_grant(
+        actor=demo.mgr, user=demo.dev2, role=Role.objects.get(slug="reviewer"), team=demo.payments,
+        environment=demo.staging, justification="\r\nstarts with a line break", at=at + timedelta(hours=4),
+    )
+    governance.role_assignment_revoke(actor=demo.mgr, assignment=plain, reason="@left, \"moved\" 🚀",
+                                      at=at + timedelta(hours=5, microseconds=1))
+    RoleAssignment.objects.filter(pk=plain.pk).update(user=weird, requested_by=weird, environment=None)
+    return flagged, changes
+
+
+def _bundle(demo, period, bundle_of, framework, fast: bool, monkeypatch):
+    monkeypatch.setattr(builder, "PG_RENDER", fast)
+    return bundle_of(build_export(demo, framework, period))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("framework", sorted(RENDERED))
+def test_postgres_renders_the_same_bytes_as_python(demo, period, bundle_of, monkeypatch, framework):
+    _seed(demo, period)
+    fast = _bundle(demo, period, bundle_of, framework, True, monkeypatch)
+    plain = _bundle(demo, period, bundle_of, framework, False, monkeypatch)
+    for dataset in RENDERED[framework]:
+        assert pg_render.STATEMENTS[dataset]
+        for extension in ("csv", "json"):
+            name = f"{dataset}.{extension}"
+            assert fast.members[name] == plain.members[name], name
+        assert fast.manifest["datasets"][dataset]["exception_kinds"] == \
+            plain.manifest["datasets"][dataset]["exception_kinds"]
+        assert fast.manifest["datasets"][dataset]["exceptions"] == plain.manifest["datasets"][dataset]["exceptions"]
+        assert fast.manifest["datasets"][dataset]["query"] == plain.manifest["datasets"][dataset]["query"]
+    # The data really exercises what it claims to.
+    dataset = RENDERED[framework][0]
+    rows = plain.json_rows(dataset)
+    verdicts = {r["sod_verdict"] for r in rows}
+    assert {"pass", "exception", "violation"} <= verdicts
+    assert {"done_late", "overdue", "not_required"} <= {r["pir_status"] for r in rows}
+    assert any(r["policy_findings"] for r in rows) and any(not r["policy_findings"] for r in rows)
+    assert len({r["policy_source"] for r in rows if r["environment"] == "production"}) >= 2
+    assert any(len(r["contributors"]) == 2 for r in rows)
+    assert any(r["pir_by"] is None for r in rows) and any(r["pir_by"] for r in rows)
+    csv_text = plain.members[f"{dataset}.csv"].decode("utf-8")
+    assert "'=HYPERLINK" in csv_text and "'+1 call" in csv_text and "'-5" in csv_text and "🚀" in csv_text
+    assert '"say ""hi"", then\r\nleave"' in csv_text
+    grants = plain.csv_rows("role_grants")
+    assert any(g["end_reason"] == "'@left, \"moved\" 🚀" for g in grants)
+    assert any("self_granted" in g["findings"] for g in grants)
+    assert any(g["environment"] == "all" for g in grants)
+    assert plain.manifest["datasets"][dataset]["exceptions"] > 0
+
+
+def test_the_python_path_is_what_sqlite_uses(monkeypatch):
+    """Guard of the switch: off PostgreSQL no dataset takes the rendered path."""
+    monkeypatch.setattr(pg_render.connection, "vendor", "sqlite")
+    assert not pg_render.supports(PRODUCTION_DEPLOYMENTS)
