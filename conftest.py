@@ -11,6 +11,9 @@ def pytest_configure(config):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # API throttles count per user in the process-wide cache, across tests: off for the suite;
+    # tests/security/test_throttle.py turns them on with rates of its own.
+    settings.COUNTERSIGN_THROTTLE_RATES = {"user": None, "anon": None}
 
     # The test process runs tasks in-process even when a broker is configured, so unit tests see
     # their side effects at once; tests/integration drives a real worker through the broker.

@@ -32,8 +32,12 @@ DEBUG = env_bool("DEBUG", True)
 
 
 def _secret_key() -> str:
+    """In production the key comes only from the environment, and must be long enough to resist
+    guessing (Django's own deploy check asks for 50 characters); a short one refuses to start."""
     key = os.environ.get("SECRET_KEY")
     if key:
+        if not DEBUG and (len(key) < 50 or len(set(key)) < 5):
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters when DEBUG is off.")
         return key
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
@@ -63,14 +67,18 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "guardian",
     "simple_history",
+    "axes",
     "django_celery_beat",
     "audit",
     "governance",
     "releases",
+    "config.apps.SecurityConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy (config/security.py)
+    "config.db_errors.DatabaseUnavailableMiddleware",  # a database outage answers 503, not 500
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the view into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -114,6 +124,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username before any password is checked (django-axes).
+    "config.lockout.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -161,6 +173,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rates are read from COUNTERSIGN_THROTTLE_RATES on every request (config/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.AnonRateThrottle", "config.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Countersign API",
@@ -168,7 +182,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI (/api/docs/, only when API_DOCS is on) loads from this CDN, pinned to one release;
+    # its init script is served from our origin (SpectacularSwaggerSplitView), so no inline script.
+    "SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14",
+    "SWAGGER_UI_FAVICON_HREF": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14/favicon-32x32.png",
 }
+# Swagger UI runs third-party JavaScript from a CDN on our origin: served in development, and in
+# production only when an operator opts in (API_DOCS=1). The schema at /api/schema/ is always served.
+API_DOCS = env_bool("API_DOCS", DEBUG)
 
 # Celery: no broker means tasks run eagerly, in-process (the embedded default).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
@@ -187,6 +208,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
     "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_SECONDS", "100")),
     "unacked_restore_throttle": 1,
+    # Handing a task over (the outbox's dispatch, in the web request) tries the broker twice at once
+    # and gives up: with Redis down an approval still commits in milliseconds, and the outbox sweep
+    # hands the message over later. (kombu's default keeps retrying for the 4 s connect timeout,
+    # per message.) The worker's own reconnection loop is separate and unaffected.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
@@ -196,6 +225,9 @@ CELERY_TIMEZONE = "UTC"
 COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS = int(os.environ.get("COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS", "90"))
 COUNTERSIGN_REVIEW_BATCH_SIZE = int(os.environ.get("COUNTERSIGN_REVIEW_BATCH_SIZE", "1000"))
 COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_DEFAULT_DAYS", "90"))
+# Floor endpoints for `make bench` (bench/urls.py) under /bench/: only the bench's own server turns
+# this on; never set it in a deployment.
+COUNTERSIGN_BENCH_ENDPOINTS = env_bool("COUNTERSIGN_BENCH_ENDPOINTS", False)
 # Only the test suite turns this on (conftest.py), so its runner may empty the audit table between
 # transactional tests (TRUNCATE on PostgreSQL, DELETE on SQLite). No environment variable reaches
 # it: a deployment cannot switch it on. UPDATE is refused whatever it says.
@@ -212,22 +244,71 @@ EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")
 
+# --- Hardening (docs/security.md, "Hardening") ---------------------------------------------------
+
 SESSION_COOKIE_HTTPONLY = True
+# A session lasts at most SESSION_COOKIE_AGE (8 h) on the server, and ends when the browser closes.
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(int(timedelta(hours=8).total_seconds()))))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Only advertises eligibility; submitting the domain to the preload list is a separate, manual step.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Brute-force lockout (django-axes; config/lockout.py). AXES_FAILURE_LIMIT wrong passwords within
+# the cool-off, counted per username and IP and per username alone, lock the login page and the
+# sign-off password for that username; each new lockout raises a `login_lockout` alert. Failures
+# are kept in the database, so every web worker sees the same count.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Lockouts reach people as alerts; `manage.py axes_reset_username NAME` lifts one early. No admin pages.
+AXES_ENABLE_ADMIN = False
+
+
+def env_rate(name: str, default: str) -> str | None:
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in {"", "off", "none", "0"} else value
+
+
+# DRF throttling (config/throttling.py): per user for authenticated clients, per IP for anonymous
+# ones; DRF's syntax ("1200/min"), "off" disables one (load runs).
+COUNTERSIGN_THROTTLE_RATES = {
+    "user": env_rate("THROTTLE_USER_RATE", "1200/min"),
+    "anon": env_rate("THROTTLE_ANON_RATE", "60/min"),
+}
+
+# Throttle counters live in the cache: one per process unless CACHE_URL (or REDIS_URL) names a
+# Redis, which every gunicorn worker then shares. Production should set it.
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL", "")
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "countersign",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    # django-axes logs every login at INFO; its warnings (failures, lockouts) are the useful part.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

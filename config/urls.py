@@ -1,11 +1,13 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz
 
 handler404 = "config.api.not_found"
+handler500 = "config.db_errors.server_error"  # a database outage answers 503 (config/db_errors.py)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,10 +15,14 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("releases.api.urls")),
     path("api/v1/", include("governance.api.access_reviews")),
     path("api/v1/", include("audit.api.urls")),
+    path("evidence/", include("audit.urls")),
     path("", include("releases.urls")),
 ]
+if settings.API_DOCS:  # Swagger UI loads third-party JS from a CDN: opt-in in production (config/security.py)
+    urlpatterns.insert(0, path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"))
+if settings.COUNTERSIGN_BENCH_ENDPOINTS:  # make bench only (bench/endpoints.py); off by default
+    urlpatterns.insert(0, path("bench/", include("bench.urls")))

@@ -8,6 +8,9 @@ from governance.models import ApiToken
 from governance.services import api_token_touch
 
 
+REFUSAL = "Invalid, expired or revoked token."
+
+
 class ApiTokenAuthentication(authentication.TokenAuthentication):
     """``Authorization: Token <key>``; keys are looked up by their SHA-256, never stored in clear."""
 
@@ -17,10 +20,9 @@ class ApiTokenAuthentication(authentication.TokenAuthentication):
         digest = hashlib.sha256(key.encode()).hexdigest()
         token = ApiToken.objects.select_related("user").filter(key_hash=digest).first()
         now = timezone.now()
-        if token is None or not token.is_usable(now):
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        # One answer for every refusal: a caller learns nothing about which keys or users exist.
+        if token is None or not token.is_usable(now) or not token.user.is_active:
+            raise exceptions.AuthenticationFailed(REFUSAL)
         api_token_touch(token, at=now)
         return token.user, token
 

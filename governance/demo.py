@@ -4,13 +4,12 @@ services as everyone's: the first security officer and manager are bootstrapped 
 then ``mgr`` grants and ``sec`` approves."""
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from governance import seeds, services
 from governance.models import ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 
-PASSWORD = "countersign-demo"
+PASSWORD = "countersign-demo"  # the published demo personas' password (README)  # nosec B105
 TEAMS = [("payments", "Payments", "Europe/London"), ("identity", "Identity", "America/New_York")]
 ENVIRONMENTS = [
     ("development", "Development", "development", 1),

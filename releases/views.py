@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from audit.models import AuditEvent
+from config import lockout
 from governance.errors import Reason, Refused
 from releases import selectors, services
 from releases.forms import (
@@ -292,6 +293,8 @@ def change_request_signoff(request, pk: int):
     cr = _visible_or_404(user, pk, at)
     if request.method != "POST":
         return _signoff_page(request, cr, at, SignoffForm(initial={"revision": cr.revision}))
+    if not lockout.signoff_allowed(request, user):  # too many wrong passwords: not even checked
+        return lockout.lockout_response(request)
     form = SignoffForm(request.POST)
     if not form.is_valid():
         return _signoff_page(request, cr, at, form, status=400)
@@ -306,6 +309,8 @@ def change_request_signoff(request, pk: int):
         return _signoff_page(request, cr, at, fresh, refusal=refusal, status=409)
     if not user.check_password(form.cleaned_data["password"]):
         services.signoff_failed(actor=user, change_request=cr, at=at)
+        if lockout.signoff_password_failed(request, user):  # counted like a failed login
+            return lockout.lockout_response(request)
         form.add_error("password", "That is not your password. Nothing was signed; the attempt is recorded.")
         return _signoff_page(request, cr, at, form, status=400)
     approving = form.cleaned_data["decision"] == APPROVE

@@ -2,18 +2,15 @@
 helper, and a guard that proves a refused call wrote nothing."""
 from contextlib import contextmanager
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.db import transaction
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from audit.models import AuditEvent
 from governance import services
-from governance.models import Environment, Role, RoleAssignment, SoDException, Team
+from governance.models import RoleAssignment, SoDException
 
 
 @pytest.fixture

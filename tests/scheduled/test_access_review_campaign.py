@@ -10,7 +10,7 @@ from audit.models import Alert, AuditEvent
 from governance import reviews, services
 from governance.errors import Denied, InvalidState
 from governance.models import AccessReview, AccessReviewItem, RoleAssignment, SoDException
-from tests.factories import UserFactory, bootstrap_grant, member
+from tests.factories import member
 
 
 def _item(review, user, role_slug):
