@@ -26,6 +26,7 @@ from governance.api.review_serializers import (
     AccessReviewItemSerializer,
     AccessReviewSerializer,
 )
+from governance.api.filters import IdFilter
 from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from governance.models import AccessReview, AccessReviewItem
 
@@ -79,7 +80,7 @@ AWAITING_ME = (
 
 
 class AccessReviewItemFilter(django_filters.FilterSet):
-    review = django_filters.NumberFilter(field_name="review_id", help_text="Campaign id.")
+    review = IdFilter(field_name="review_id", help_text="Campaign id.")
     team = django_filters.CharFilter(field_name="assignment__team__slug", help_text="Slug of the grant's team.")
     user = django_filters.CharFilter(field_name="assignment__user__username", help_text="Grantee's username.")
     reviewer = django_filters.CharFilter(field_name="reviewer__username", help_text="Reviewer's username.")

@@ -13,7 +13,8 @@ class ReviewedGrantSerializer(serializers.ModelSerializer):
     role = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     environment = serializers.SlugRelatedField(
-        read_only=True, slug_field="slug", help_text="Empty means every environment, where the role allows it."
+        read_only=True, allow_null=True, slug_field="slug",
+        help_text="Null means every environment, where the role allows it.",
     )
 
     class Meta:
@@ -32,11 +33,12 @@ class RecommendationSerializer(serializers.Serializer):
 class AccessReviewItemSerializer(serializers.ModelSerializer):
     assignment = ReviewedGrantSerializer(read_only=True)
     reviewer = serializers.SlugRelatedField(
-        read_only=True, slug_field="username", help_text="Who is asked to decide; null when nobody could be."
+        read_only=True, allow_null=True, slug_field="username",
+        help_text="Who is asked to decide; null when nobody could be.",
     )
     recommendations = RecommendationSerializer(many=True, read_only=True)
     decision = serializers.SerializerMethodField()
-    decided_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    decided_by = serializers.SlugRelatedField(read_only=True, allow_null=True, slug_field="username")
 
     class Meta:
         model = AccessReviewItem
@@ -68,9 +70,11 @@ class ReviewDecisionField(serializers.ChoiceField):
 
 class AccessReviewSerializer(serializers.ModelSerializer):
     status = CampaignStatusField(read_only=True, help_text="building (items being created), open or closed.")
-    team = serializers.SlugRelatedField(read_only=True, slug_field="slug", help_text="Null: every team.")
+    team = serializers.SlugRelatedField(
+        read_only=True, allow_null=True, slug_field="slug", help_text="Null: every team."
+    )
     started_by = serializers.SlugRelatedField(
-        read_only=True, slug_field="username", help_text="Null when the schedule started it."
+        read_only=True, allow_null=True, slug_field="username", help_text="Null when the schedule started it."
     )
     items_count = serializers.IntegerField(read_only=True, help_text="Items the caller sees.")
     undecided_count = serializers.IntegerField(read_only=True, help_text="Of those, the undecided ones.")

@@ -31,12 +31,16 @@ class RoleAssignmentSerializer(serializers.ModelSerializer):
     user = serializers.SlugRelatedField(read_only=True, slug_field="username")
     role = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    # allow_null only describes the field as nullable in the schema; rendering gives null either way.
     environment = serializers.SlugRelatedField(
-        read_only=True, slug_field="slug", help_text="Empty means every environment, where the role allows it."
+        read_only=True, allow_null=True, slug_field="slug",
+        help_text="Null means every environment, where the role allows it.",
     )
-    requested_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
-    approved_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
-    ended_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    requested_by = serializers.SlugRelatedField(
+        read_only=True, allow_null=True, slug_field="username", help_text="Null for a bootstrapped grant."
+    )
+    approved_by = serializers.SlugRelatedField(read_only=True, allow_null=True, slug_field="username")
+    ended_by = serializers.SlugRelatedField(read_only=True, allow_null=True, slug_field="username")
 
     class Meta:
         model = RoleAssignment

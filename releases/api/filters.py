@@ -4,6 +4,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 
 from governance import duties
+from governance.api.filters import IdFilter
 from governance.selectors import duty_assignments
 from releases.models import Approval, ChangeRequest, Deployment
 
@@ -62,7 +63,7 @@ class ChangeRequestFilter(django_filters.FilterSet):
 
 
 class DeploymentFilter(django_filters.FilterSet):
-    change_request = django_filters.NumberFilter(field_name="change_request__id", help_text="Change request id.")
+    change_request = IdFilter(field_name="change_request__id", help_text="Change request id.")
     environment = django_filters.CharFilter(field_name="environment__slug", help_text="Environment slug.")
     deployer = django_filters.CharFilter(field_name="deployer__username", help_text="Deployer's username.")
     state = django_filters.ChoiceFilter(choices=Deployment.State.choices)

@@ -1,5 +1,6 @@
 """Input serializers check the shape of a request; output serializers render. The rules live in
 ``releases.services`` and ``releases.policy``: nothing here decides who may do what."""
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.api.serializers import NameField, ReasonSerializer
@@ -9,9 +10,16 @@ from releases.models import Approval, ChangeRequest, Deployment
 # --- Output --------------------------------------------------------------------------------------
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "format": "uri"}, {"type": "string", "maxLength": 0}]})
+class OptionalLinkField(serializers.CharField):
+    """A link the client may leave out: an http(s) URL or the empty string. Described as such, so a
+    response with no link still matches the schema (a plain ``format: uri`` refuses "")."""
+
+
 class ApprovalSerializer(serializers.ModelSerializer):
     reviewer = serializers.SlugRelatedField(
-        read_only=True, slug_field="username", help_text="Null for an automatic approval by the policy (C9)."
+        read_only=True, allow_null=True, slug_field="username",
+        help_text="Null for an automatic approval by the policy (C9).",
     )
 
     class Meta:
@@ -27,7 +35,10 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
     author = serializers.SlugRelatedField(read_only=True, slug_field="username")
     contributors = serializers.SlugRelatedField(many=True, read_only=True, slug_field="username")
     approvals = ApprovalSerializer(many=True, read_only=True, help_text="Every decision, stale ones included.")
-    pir_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    pir_by = serializers.SlugRelatedField(
+        read_only=True, allow_null=True, slug_field="username", help_text="Null until the review is done (C10)."
+    )
+    ticket_url = OptionalLinkField(read_only=True)
 
     class Meta:
         model = ChangeRequest
@@ -42,6 +53,7 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
 class DeploymentSerializer(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     deployer = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    pipeline_url = OptionalLinkField(read_only=True)
 
     class Meta:
         model = Deployment
