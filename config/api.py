@@ -9,10 +9,15 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config import db_errors
 from governance.errors import Refused
 
 
 def exception_handler(exc, context):
+    if db_errors.is_unavailable(exc):
+        # The database went away mid-request (a restart, a failover): 503, the client retries.
+        return Response({"detail": db_errors.DETAIL}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(db_errors.RETRY_AFTER_SECONDS)})
     if isinstance(exc, Refused):
         return Response(
             {"detail": exc.detail, "reasons": [r.as_dict() for r in exc.reasons]}, status=exc.status_code

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
+from config.db_errors import RETRY_AFTER_SECONDS
+
 
 def _broker_ok() -> bool:
     from config.celery import app
@@ -27,4 +29,10 @@ def healthz(request):
         except Exception as exc:  # noqa: BLE001
             checks["broker"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)
+    response = JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                            status=200 if healthy else 503)
+    if not healthy:
+        # Load balancers and probes: take this instance out for a moment, it recovers by itself
+        # (a PostgreSQL restart, a Redis outage; see docs/operations.md).
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
