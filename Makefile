@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench venv migrate static clean lint
+.PHONY: run test bench soak venv migrate static clean lint
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> Creating virtualenv in $(VENV) and installing requirements"
@@ -45,12 +45,22 @@ test: static
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
 	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
-bench: migrate
+# `make bench` — every benchmark beside its floor (bench/run.py; docs/performance.md). PostgreSQL
+# (DATABASE_URL) is the shape that counts: gunicorn + locust per scale in databases of its own.
+# Knobs: BENCH_SCALES=small,medium,large BENCH_ONLY=gate,write,pages,queries,campaign,export
+# BENCH_SECONDS=20 BENCH_DB_PREFIX=countersign_bench BENCH_TEMPLATE_LARGE=<seeded db to copy>.
+bench: venv
 	@echo "==> Running benchmarks"
 	@$(PY) bench/run.py
 
+soak: venv
+	@echo "==> Soak: 50 API clients for 60 s against gunicorn + PostgreSQL (a throwaway *_soak database)"
+	@$(PY) bench/soak.py
+
 lint: venv
-	@$(VENV)/bin/ruff check . 2>/dev/null || echo "ruff not installed"
+	@echo "==> Lint: ruff (bugs) and bandit (security), both configured in pyproject.toml"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/bandit -c pyproject.toml -r config governance releases audit bench -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -93,8 +93,8 @@ from guardian.models import UserObjectPermission
 
 from audit.chain import _lock_head, compute_hash, json_safe
 from audit.models import AuditEvent, ChainHead
-from governance import duties
-from governance.models import ApiToken, Environment, Membership, Role, RoleAssignment, Team
+from governance import duties, seeds
+from governance.models import ApiToken, ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 from governance.permissions import _permissions
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
 
@@ -487,6 +487,9 @@ class _Seeder:
 
     def grants(self):
         rng, spec = self.rng, self.spec
+        # The standard roles come from a migration, but a flushed database (transactional tests)
+        # has none: make sure they are there, as seed_demo does.
+        seeds.ensure(Role, RoleDuty, ConflictRule)
         roles = {r.slug: r for r in Role.objects.prefetch_related("duties")}
         self.role_duties = {r.slug: {d.duty for d in r.duties.all()} for r in roles.values()}
         self.role_ids = {slug: r.pk for slug, r in roles.items()}

@@ -134,6 +134,12 @@ class ChangeRequest(models.Model):
             models.Index(fields=["team", "state"], name="cr_team_state"),
             models.Index(fields=["author", "state"], name="cr_author_state"),
             models.Index(fields=["artifact", "environment"], name="cr_artifact_env"),
+            # The portal's orders (issue 6, EXPLAIN at `large`): newest first (the default ordering:
+            # "recent" on the dashboard, the API list), for everyone and within a team, and a team's
+            # pending changes by submission (the review queue).
+            models.Index(fields=["created_at", "id"], name="cr_created"),
+            models.Index(fields=["team", "created_at", "id"], name="cr_team_created"),
+            models.Index(fields=["team", "state", "submitted_at", "id"], name="cr_team_state_submitted"),
         ]
 
     def __str__(self):

@@ -2,7 +2,8 @@
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -15,8 +16,26 @@ from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 S = ChangeRequest.State
 
 
+def _per_request(user, name: str, at, compute):
+    """``compute()``, kept on the user object for the instant ``at``. A portal page asks the same
+    question once per list it shows, all at the same ``at``, and ``request.user`` lives for one
+    request: the dashboard then reads each fact once (issue 6). Without ``at``: always afresh."""
+    if at is None:
+        return compute()
+    attribute = f"_countersign_{name}"
+    cached = getattr(user, attribute, None)
+    if cached is not None and cached[0] == at:
+        return cached[1]
+    value = compute()
+    setattr(user, attribute, (at, value))
+    return value
+
+
 def sees_all_changes(user, *, at=None) -> bool:
-    return user.is_superuser or has_duty(user, duties.VIEW_AUDIT, at=at)
+    """Superuser or view_audit holder at ``at``."""
+    if user.is_superuser:
+        return True
+    return _per_request(user, "sees_all_changes", at, lambda: has_duty(user, duties.VIEW_AUDIT, at=at))
 
 
 def change_requests_visible_to(user, *, at=None) -> QuerySet[ChangeRequest]:
@@ -24,12 +43,22 @@ def change_requests_visible_to(user, *, at=None) -> QuerySet[ChangeRequest]:
 
     A role assignment is held in a team and needs membership of it, so holders of a duty on the
     environment through the change's team are members already; a grant held in another team does
-    not open this team's changes (API.md: idev sees none of payments' changes)."""
+    not open this team's changes (API.md: idev sees none of payments' changes).
+
+    The user's teams are read first and given to the database as a list, not as a subquery: with
+    literal team ids PostgreSQL walks the (team, state, submitted) and (team, created) indexes in
+    page order and stops at the page; behind a semi-join it read every change of the team and
+    sorted them (issue 6: 20,000 pending changes in one team, 93 ms -> 0.4 ms)."""
     if not user.is_authenticated:
         return ChangeRequest.objects.none()
+    # Read whether or not the user sees everything, so a request costs the same queries whatever
+    # the caller's roles.
+    team_ids = _per_request(
+        user, "team_ids", at, lambda: list(Membership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+    )
     if sees_all_changes(user, at=at):
         return ChangeRequest.objects.all()
-    return ChangeRequest.objects.filter(team_id__in=Membership.objects.filter(user_id=user.pk).values("team_id"))
+    return ChangeRequest.objects.filter(team_id__in=team_ids)
 
 
 def deployments_visible_to(user, *, at=None) -> QuerySet[Deployment]:
@@ -146,8 +175,18 @@ def change_requests_awaiting_review(user, *, at: datetime | None = None) -> Quer
     decided = Approval.objects.filter(
         change_request_id=OuterRef("pk"), reviewer_id=user.pk, revision=OuterRef("revision"), stale=False
     )
-    current_approval = Q(
-        approvals__revision=F("revision"), approvals__stale=False, approvals__decision=Approval.Decision.APPROVED
+    # A correlated count, not a GROUP BY: the database can then walk pending changes in
+    # submission order (index cr_state_submitted) and stop at the page, instead of aggregating
+    # every pending change first (issue 6: 20,000 pending took 300 ms).
+    current_approvals = (
+        Approval.objects.filter(
+            change_request_id=OuterRef("pk"), revision=OuterRef("revision"), stale=False,
+            decision=Approval.Decision.APPROVED,
+        )
+        .order_by()
+        .values("change_request_id")
+        .annotate(n=Count("pk"))
+        .values("n")
     )
     return (
         change_requests_visible_to(user, at=at)
@@ -156,7 +195,7 @@ def change_requests_awaiting_review(user, *, at: datetime | None = None) -> Quer
         .exclude(_contributed_by(user))
         .exclude(Exists(decided))
         .select_related("team", "environment", "author")
-        .annotate(approvals_so_far=Count("approvals", filter=current_approval))
+        .annotate(approvals_so_far=Coalesce(Subquery(current_approvals), 0))
         .order_by("submitted_at", "pk")
     )
 
