@@ -282,13 +282,15 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         created_at=at,
     )
     _mark_duty_used(actor, cr.environment, policy.APPROVE_DUTIES & ctx.actor_duties, at)
-    anomalies.check_rubber_stamp(approval=approval, cr=cr)
-    anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
     if decision == Approval.Decision.REJECTED:
         _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
     else:
         _settle_approvals(change_request_for_decision(cr.pk), actor, at)
     updated = change_request_for_decision(cr.pk)
+    # Alerts and the event come last: the first audit event of a transaction locks the chain head
+    # until commit, so everything before it runs without serialising concurrent writers.
+    anomalies.check_rubber_stamp(approval=approval, cr=cr)
+    anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
     if decision == Approval.Decision.REJECTED:
         event = "change_request.rejected"
     else:
@@ -356,7 +358,6 @@ def deployment_start(
     _validate_url("pipeline_url", pipeline_url)
     cr = change_request_for_decision(change_request.pk, lock=True)
     _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
-    anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
     deployment = Deployment.objects.create(
         change_request=cr,
         environment=cr.environment,
@@ -369,6 +370,8 @@ def deployment_start(
     _set(cr, state=states.target("deploy"))
     _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
     cr = change_request_for_decision(cr.pk)
+    # Last, as in _decide: the chain head is locked from the first audit event until commit.
+    anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
     _record("deployment.started", cr, actor=actor, at=at, from_state=S.APPROVED,
             deployment=deployment.pk, pipeline_url=deployment.pipeline_url)
     return deployment

@@ -39,7 +39,7 @@ def process_env(queue, tmp_path):
         "CELERY_VISIBILITY_TIMEOUT": "3",
         "CELERY_UNACKED_RESTORE_SECONDS": "1",
         "COUNTERSIGN_VAR_DIR": str(tmp_path / "var"),
-        "SECRET_KEY": "integration-test-secret",
+        "SECRET_KEY": "integration-test-secret-" + "x" * 40,  # DEBUG off wants 50+ characters
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONUNBUFFERED": "1",
     }
