@@ -189,7 +189,7 @@ def _held(user: str, environment: str, at: str) -> str:
 
 
 def _participant_exceptions(role: str, user: str, username: str, at: str) -> str:
-    return (f"ARRAY(SELECT {_lit(role + ' ')} || {username} || ' under SoD exception #' || x.exc "
+    return (f"ARRAY(SELECT {_lit(role + ' ')} || {username} || ' under SoD exception #' || x.exc "  # built from code constants and _lit()-escaped values only  # nosec B608
             f"FROM (SELECT DISTINCT g.exc FROM g WHERE {_held(user, 'q.c_environment_id', at)}) x ORDER BY x.exc)")
 
 
@@ -211,7 +211,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
               ) x ORDER BY x.created_at, x.id, x.exc)
             || {_participant_exceptions("deployer", "q.c_deployer_id", "q.c_deployer_username", "q.c_started_at")}
             || {_participant_exceptions("author", "q.c_change_request_author_id", "q.c_change_request_author_username",
-                                        "q.c_change_request_created_at")}"""
+                                        "q.c_change_request_created_at")}"""  # built from code constants and _lit()-escaped values only  # nosec B608
     else:
         exceptions = "ARRAY[]::text[]"
     sql_r = f"""
@@ -262,7 +262,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         LEFT JOIN p ON p.environment_id = q.c_environment_id
              AND (p.valid_from IS NULL OR p.valid_from <= q.c_started_at)
              AND (p.valid_until IS NULL OR q.c_started_at < p.valid_until)
-        ORDER BY q.c_started_at, q.c_pk OFFSET 0"""
+        ORDER BY q.c_started_at, q.c_pk OFFSET 0"""  # built from code constants and _lit()-escaped values only  # nosec B608
     emergency = f"(r.c_change_request_change_type = {_lit(ChangeRequest.ChangeType.EMERGENCY)})"
     required = f"(CASE WHEN {emergency} THEN r.emergency_min_approvals ELSE r.min_approvals END)"
     security_base = (f"(CASE WHEN r.c_change_request_risk = {_lit(ChangeRequest.Risk.HIGH)} THEN "
@@ -288,7 +288,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
           WHEN {now} > r.c_change_request_pir_due_at THEN 'overdue' ELSE 'pending' END)"""
     sql_s = f"""
         SELECT r.*, {policy_findings} AS policy_findings, {verdict} AS verdict, {pir} AS pir, {emergency} AS emergency
-        FROM ({sql_r}) r ORDER BY r.c_started_at, r.c_pk OFFSET 0"""
+        FROM ({sql_r}) r ORDER BY r.c_started_at, r.c_pk OFFSET 0"""  # built from code constants and _lit()-escaped values only  # nosec B608
     no_policy, no_source = ds.NO_POLICY
     columns = [
         ("deployment_id", integer("s.c_pk")),
@@ -327,10 +327,12 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         ("sod_verdict", text("s.verdict")),
         ("sod_findings", text_list("(s.sod || s.sod_exceptions)")),
     ]
-    assert [n for n, _ in columns] == dataset.column_names
+    if [n for n, _ in columns] != dataset.column_names:
+        raise RuntimeError(f"{dataset.name}: the SQL rendering's columns differ from the dataset's")
     mask = ["s.verdict = 'violation'", "s.verdict = 'exception'", "cardinality(s.policy_findings) > 0",
             "s.pir IN ('overdue', 'done_late')"]
-    assert len(mask) == len(dataset.exceptions)
+    if len(mask) != len(dataset.exceptions):
+        raise RuntimeError(f"{dataset.name}: one exception mask per exception kind")
     return _statement(columns, mask, sql_s, "s.c_started_at, s.c_pk", {
         "p(environment_id, valid_from, valid_until, policy_csv, policy_json, source_csv, source_json, has_policy, "
         "min_approvals, emergency_min_approvals, min_security_approvals, high_risk_security_approvals, "
@@ -358,8 +360,8 @@ def _statement(columns, mask, source: str, order: str, tables: dict[str, str]) -
         rendered.append((name, spec))
     csv_line, json_line = _lines(rendered)
     ctes = ", ".join(f"{name} AS ({values})" for name, values in tables.items())
-    listed = f"SELECT s.*{''.join(', ' + x for x in lists)} FROM ({source}) s ORDER BY {order} OFFSET 0"
-    return (f"{'WITH ' + ctes if ctes else ''} SELECT {csv_line}, {json_line}, {_mask(mask)} FROM ({listed}) s "
+    listed = f"SELECT s.*{''.join(', ' + x for x in lists)} FROM ({source}) s ORDER BY {order} OFFSET 0"  # built from code constants and _lit()-escaped values only  # nosec B608
+    return (f"{'WITH ' + ctes if ctes else ''} SELECT {csv_line}, {json_line}, {_mask(mask)} FROM ({listed}) s "  # built from code constants and _lit()-escaped values only  # nosec B608
             f"ORDER BY {order}")
 
 
@@ -386,7 +388,7 @@ def grant_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, list]:
           {iso_sql("q.c_created_at")} AS i_created, {iso_sql("q.c_approved_at")} AS i_approved,
           {iso_sql("q.c_expires_at")} AS i_expires, {iso_sql("q.c_ended_at")} AS i_ended
         FROM {inner} LEFT JOIN ro ON ro.role_id = q.c_role_id
-        ORDER BY q.c_created_at, q.c_pk OFFSET 0"""
+        ORDER BY q.c_created_at, q.c_pk OFFSET 0"""  # built from code constants and _lit()-escaped values only  # nosec B608
     sql_s = f"""
         SELECT r.*,
           array_remove(ARRAY[
@@ -405,7 +407,7 @@ def grant_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, list]:
             CASE WHEN r.privileged AND r.c_expires_at IS NULL AND r.c_status IN ({open_statuses})
                  THEN 'privileged_without_expiry' END
           ], NULL) AS findings
-        FROM ({sql_r}) r ORDER BY r.c_created_at, r.c_pk OFFSET 0"""
+        FROM ({sql_r}) r ORDER BY r.c_created_at, r.c_pk OFFSET 0"""  # built from code constants and _lit()-escaped values only  # nosec B608
     columns = [
         ("grant_id", integer("s.c_pk")),
         ("grantee", text("s.c_user_username")),
@@ -428,9 +430,11 @@ def grant_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, list]:
         ("activity_in_period", text_list("s.activity")),
         ("findings", text_list("s.findings")),
     ]
-    assert [n for n, _ in columns] == dataset.column_names
+    if [n for n, _ in columns] != dataset.column_names:
+        raise RuntimeError(f"{dataset.name}: the SQL rendering's columns differ from the dataset's")
     mask = ["cardinality(s.findings) > 0"]
-    assert len(mask) == len(dataset.exceptions)
+    if len(mask) != len(dataset.exceptions):
+        raise RuntimeError(f"{dataset.name}: one exception mask per exception kind")
     return _statement(columns, mask, sql_s, "s.c_created_at, s.c_pk",
                       {"ro(role_id, privileged, environment_duty)": roles}), params
 
