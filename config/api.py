@@ -44,6 +44,17 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+MAX_ID = 2**63 - 1  # the largest primary key a bigint holds
+
+
+def object_pk(raw: str) -> int:
+    """A primary key from the URL, or 404: an id that cannot exist (not digits, 0, beyond a
+    bigint) never reaches the database, where it could overflow into a 500."""
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_ID):
+        raise exceptions.NotFound()
+    return int(raw)
+
+
 class Pagination(LimitOffsetPagination):
     """Limit/offset paging with bounds: a larger ``limit`` is cut to ``max_limit`` and an offset past
     any real table is cut too, so absurd numbers page past the end instead of overflowing the

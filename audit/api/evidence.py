@@ -11,15 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from audit.api.views import _REFUSAL, INVALID, MAX_ID, UNAUTHENTICATED
+from audit.api.views import _REFUSAL, INVALID, UNAUTHENTICATED
 from audit.evidence import services
 from audit.models import EvidenceExport
-from config.api import Pagination
+from config.api import Pagination, object_pk
 
 NOT_FOUND = OpenApiResponse(
     {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
@@ -130,10 +129,7 @@ class EvidenceExportViewSet(
         return services.exports_visible_to(self.request.user)
 
     def get_object(self):
-        pk = self.kwargs["pk"]
-        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-            raise NotFound()
-        return get_object_or_404(self.get_queryset(), pk=int(pk))
+        return get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
 
     def list(self, request, *args, **kwargs):
         services.require_export_duty(request.user)

@@ -7,14 +7,14 @@ import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from audit import services
 from audit.api.serializers import AlertResolveSerializer, AlertSerializer
 from audit.models import Alert
-from config.api import Pagination
+from config.api import Pagination, object_pk
 
 # The API's error bodies (config/api.py), described inline: the audit app does not import the
 # governance API's serializers that name them.
@@ -45,7 +45,6 @@ MAY_NOT_READ = OpenApiResponse(
 )
 MAY_NOT_RESOLVE = OpenApiResponse(_REFUSAL, description="`missing_duty`: resolving an alert needs security_approve.")
 CONFLICT = OpenApiResponse(_REFUSAL, description="The alert is already resolved (`invalid_state`).")
-MAX_ID = 2**63 - 1
 
 
 def _alert_duties(request) -> dict[str, bool]:
@@ -99,10 +98,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Alert.objects.select_related("actor", "resolved_by").order_by("-created_at", "-pk")
 
     def get_object(self):
-        pk = self.kwargs["pk"]
-        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-            raise NotFound()
-        return get_object_or_404(self.get_queryset(), pk=int(pk))
+        return get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
 
     def list(self, request, *args, **kwargs):
         if not _alert_duties(request)["read"]:

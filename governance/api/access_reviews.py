@@ -13,12 +13,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from config.api import Pagination
+from config.api import Pagination, object_pk
 from governance import review_visibility, services
 from governance.api.review_serializers import (
     AccessReviewDetailSerializer,
@@ -43,7 +42,6 @@ DENIED = OpenApiResponse(
 CONFLICT = OpenApiResponse(
     RefusalSerializer, description="The item is already decided or its campaign is not open (`invalid_state`)."
 )
-MAX_ID = 2**63 - 1
 ITEM_RELATIONS = [
     "assignment__user", "assignment__role", "assignment__team", "assignment__environment", "reviewer", "decided_by",
 ]
@@ -54,10 +52,7 @@ class VisibleObjectMixin:
     id that cannot exist never reaches the database."""
 
     def get_object(self):
-        pk = self.kwargs["pk"]
-        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-            raise NotFound()
-        obj = get_object_or_404(self.get_queryset(), pk=int(pk))
+        obj = get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
         self.check_object_permissions(self.request, obj)
         return obj
 

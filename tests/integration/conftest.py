@@ -14,6 +14,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.waiting import wait_for  # noqa: F401 - the tests here import it from this module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -107,14 +109,6 @@ def send(queue):
     return send_task
 
 
-def wait_for(predicate, timeout: float = 45, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 from tests.scheduled.conftest import receiver  # noqa: E402,F401 - the same local webhook receiver
