@@ -26,6 +26,7 @@ POLICIES = {
 MARKER = "Retry card authorisation on timeout"
 ARTIFACT_1 = "registry.example.com/payments-api@sha256:" + "3f1c" * 16
 ARTIFACT_2 = "registry.example.com/payments-webhooks@sha256:" + "9ab2" * 16
+ARTIFACT_0 = "registry.example.com/payments-api@sha256:" + "07d4" * 16
 
 
 def working_morning(now: datetime) -> datetime:
@@ -73,6 +74,21 @@ def seed_demo() -> None:
                                                pipeline_url="https://ci.example.com/run/1")
         services.deployment_finish(actor=ops, deployment=deployment, outcome="succeeded", notes="Demo rollout.",
                                    at=tick(12))
+
+    # 0. A release two weeks ago, all the way to production: what an auditor's SOX bundle shows.
+    clock[0] = working_morning(timezone.now() - timedelta(days=14))
+    upgrade_stage = create(dev2, "staging", "Upgrade payments-api HTTP client", ARTIFACT_0, risk="low",
+                           ticket_url="https://tickets.example.com/PAY-97")
+    submit(dev2, upgrade_stage)
+    approve(rev, upgrade_stage, comment="Changelog reviewed.")
+    deploy(upgrade_stage)
+    upgrade_prod = create(dev2, "production", "Upgrade payments-api HTTP client", ARTIFACT_0, risk="low",
+                          ticket_url="https://tickets.example.com/PAY-97")
+    submit(dev2, upgrade_prod)
+    for reviewer in (rev, rev2):
+        approve(reviewer, upgrade_prod, via="portal", comment="Signed off in the portal (demo data).")
+    deploy(upgrade_prod)
+    clock[0] = working_morning(timezone.now())
 
     # 1. Went through staging: approved over the API by rev, deployed by ops.
     staged = create(dev, "staging", MARKER, ARTIFACT_1, contributors=["dev2"], ticket_url="https://tickets.example.com/PAY-101",

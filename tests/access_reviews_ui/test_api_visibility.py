@@ -1,6 +1,7 @@
 """Who sees which campaigns and items over the API: payments' manager its team's items, security and
 audit viewers everything, everyone else nothing (a 404, as for anything they may not see)."""
 import pytest
+from rest_framework.fields import DateTimeField
 
 from governance import services
 from governance.models import AccessReviewItem, RoleAssignment
@@ -47,8 +48,11 @@ def test_an_item_reads_as_the_grant_its_reviewer_and_the_recommendations(demo, a
     assert body["assignment"] == {
         "id": item.assignment_id, "user": "ops", "role": "operations", "team": "payments",
         "environment": "production", "status": "active",
-        "expires_at": body["assignment"]["expires_at"], "last_used_at": None,
+        "expires_at": body["assignment"]["expires_at"],
+        # The demo's production release two weeks ago was ops's deployment.
+        "last_used_at": DateTimeField().to_representation(RoleAssignment.objects.get(pk=item.assignment_id).last_used_at),
     }
+    assert body["assignment"]["last_used_at"] is not None
     assert body["reviewer"] == "mgr" and body["reviewer_is_security"] is False
     assert {"code": "outlier", "message": "No other member of the team holds this role."} in body["recommendations"]
     assert (body["decision"], body["decided_by"], body["decided_at"], body["comment"]) == (None, None, None, "")
