@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.evidence import services
+from audit.evidence.responses import bundle_response
+from config.api import MAX_ID
 from audit.evidence.forms import ExportRequestForm, year_to_date
 from audit.models import EvidenceExport
 from governance.errors import Reason, Refused
 
 EXPORT_ROWS = 50
-MAX_ID = 2**63 - 1
 REFRESH_SECONDS = 5
 IN_PROGRESS = {EvidenceExport.Status.QUEUED, EvidenceExport.Status.RUNNING}
 
@@ -91,7 +92,4 @@ def evidence_export_download(request, pk: int):
     except Refused as refused:
         return _page(request, refusal=Refusal(f"Not downloaded: {export}", refused.reasons),
                      status=refused.status_code)
-    return FileResponse(
-        open(bundle, "rb"), as_attachment=True, filename=services.download_filename(export),
-        content_type="application/zip",
-    )
+    return bundle_response(export, bundle)

@@ -6,7 +6,6 @@ export (a compliance team shares its bundles). Anyone else is told so on the lis
 write and download goes through ``audit.evidence.services``, which records the audit event.
 """
 import django_filters
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 
 from audit.api.views import _REFUSAL, INVALID, UNAUTHENTICATED
 from audit.evidence import services
+from audit.evidence.responses import bundle_response
 from audit.models import EvidenceExport
 from config.api import Pagination, object_pk
 
@@ -157,9 +157,7 @@ class EvidenceExportViewSet(
     def download(self, request, pk=None):
         export = self.get_object()
         bundle = services.export_download(actor=request.user, export=export)
-        return FileResponse(
-            open(bundle, "rb"), as_attachment=True, filename=services.download_filename(export), content_type="application/zip"
-        )
+        return bundle_response(export, bundle)
 
     @extend_schema(
         summary="Build a failed export again",

@@ -8,18 +8,18 @@ Imported from ``audit/admin.py``. The evidence package reads other apps by desig
 (ARCHITECTURE principle 5), so it reuses governance's admin helpers for service-backed forms."""
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit import signing
 from audit.evidence import services
+from audit.evidence.responses import bundle_response
+from config.api import MAX_ID
 from audit.models import EvidenceExport
 from governance.admin import ServiceAddForm, run_per_object
 from governance.errors import Refused
-
-MAX_ID = 2**63 - 1
 
 
 def _may_export(request) -> bool:
@@ -154,9 +154,7 @@ class EvidenceExportAdmin(admin.ModelAdmin):
             for reason in refusal.reasons:
                 self.message_user(request, f"{export}: not downloaded. {reason.code}: {reason.message}", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:audit_evidenceexport_changelist"))
-        return FileResponse(
-            open(bundle, "rb"), as_attachment=True, filename=services.download_filename(export), content_type="application/zip"
-        )
+        return bundle_response(export, bundle)
 
     # --- Columns -----------------------------------------------------------------------------------
 
