@@ -30,14 +30,16 @@ def raise_alert(
         existing = Alert.objects.filter(dedupe_key=dedupe_key, status=Alert.Status.OPEN).first()
         if existing is not None:
             return existing, False
-    try:
-        with transaction.atomic():
-            alert = Alert.objects.create(
-                kind=kind, severity=severity, subject=subject[:255], details=details, actor=actor,
-                environment=environment, team=team, dedupe_key=dedupe_key, created_at=at,
-            )
-    except IntegrityError:  # a concurrent detector opened it first
-        return Alert.objects.get(dedupe_key=dedupe_key, status=Alert.Status.OPEN), False
+    fields = dict(kind=kind, severity=severity, subject=subject[:255], details=details, actor=actor,
+                  environment=environment, team=team, dedupe_key=dedupe_key, created_at=at)
+    if not dedupe_key:
+        alert = Alert.objects.create(**fields)  # nothing unique to collide on: no savepoint needed
+    else:
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(**fields)
+        except IntegrityError:  # a concurrent detector opened it first
+            return Alert.objects.get(dedupe_key=dedupe_key, status=Alert.Status.OPEN), False
     audit.record(
         "alert.raised", actor=None, target=alert, environment=environment, team=team,
         data={"kind": kind, "severity": severity, "subject": alert.subject, "details": alert.details,

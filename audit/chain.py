@@ -6,11 +6,13 @@ concurrent writers never fork the chain nor leave gaps in ``sequence``.
 """
 import hashlib
 import json
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit import context
@@ -63,6 +65,54 @@ def _lock_head() -> ChainHead:
         return ChainHead.objects.select_for_update().get(pk=1)
 
 
+class _Deferred(threading.local):
+    """Events recorded directly inside a ``deferred()`` block, waiting to be chained at its end."""
+
+    def __init__(self):
+        self.depth: int | None = None  # the atomic depth of the open block, or None
+        self.events: list[AuditEvent] = []
+
+
+_deferred = _Deferred()
+
+
+@contextmanager
+def deferred():
+    """A transaction whose audit events are chained together at its end, under one short lock.
+
+    The chain head is a single row: whoever appends holds its lock until COMMIT, so every writer
+    waits for the one before it. A service that does its reads and writes first and records its
+    events here holds the lock only for the append itself (lock, one INSERT, one UPDATE) instead
+    of from its first event to its commit. Events recorded in a nested ``atomic`` block, which may
+    be rolled back on its own, are appended at once, as outside the block; if the block raises,
+    the transaction rolls back and its waiting events with it. Blocks do not nest."""
+    with transaction.atomic():
+        if _deferred.depth is not None:
+            yield
+            return
+        _deferred.depth = len(connection.atomic_blocks)
+        try:
+            yield
+            _append(_deferred.events)
+        finally:
+            _deferred.depth = None
+            _deferred.events = []
+
+
+def _append(events: list[AuditEvent]) -> None:
+    """Chain ``events`` after the head and write them, in the current transaction."""
+    if not events:
+        return
+    head = _lock_head()
+    sequence, prev_hash = head.sequence, head.hash
+    for event in events:
+        sequence += 1
+        event.sequence, event.prev_hash = sequence, prev_hash
+        event.hash = prev_hash = compute_hash(event, prev_hash)
+    AuditEvent.objects.bulk_create(events)
+    ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash)
+
+
 def record(
     action: str,
     *,
@@ -74,30 +124,33 @@ def record(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event in the current transaction. ``target`` is any model instance (or None);
-    ``environment`` and ``team`` are slugs, kept as text so the log outlives the rows it names."""
+    ``environment`` and ``team`` are slugs, kept as text so the log outlives the rows it names.
+
+    Inside a ``deferred()`` block the event is chained at the block's end (its ``sequence`` and
+    ``hash`` are set then)."""
     ctx = context.current()
-    with transaction.atomic():
-        head = _lock_head()
-        event = AuditEvent(
-            sequence=head.sequence + 1,
-            created_at=at or timezone.now(),
-            actor=actor if actor is not None and actor.pk else None,
-            actor_username=getattr(actor, "username", "") or "",
-            action=action,
-            target_type=target._meta.label_lower if target is not None else "",
-            target_id=str(target.pk) if target is not None else "",
-            target_repr=str(target)[:255] if target is not None else "",
-            environment=environment or "",
-            team=team or "",
-            ip=ctx.ip,
-            user_agent=ctx.user_agent,
-            request_id=ctx.request_id,
-            data=json_safe(data),
-            prev_hash=head.hash,
-        )
-        event.hash = compute_hash(event, head.hash)
-        event.save(force_insert=True)
-        ChainHead.objects.filter(pk=1).update(sequence=event.sequence, hash=event.hash)
+    event = AuditEvent(
+        created_at=at or timezone.now(),
+        actor=actor if actor is not None and actor.pk else None,
+        actor_username=getattr(actor, "username", "") or "",
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:255] if target is not None else "",
+        environment=environment or "",
+        team=team or "",
+        ip=ctx.ip,
+        user_agent=ctx.user_agent,
+        request_id=ctx.request_id,
+        data=json_safe(data),
+    )
+    if _deferred.depth is not None and _deferred.depth == len(connection.atomic_blocks):
+        _deferred.events.append(event)
+        return event
+    # One transaction for the three statements, without a savepoint of its own: a failed append
+    # fails the caller's transaction, as it must.
+    with transaction.atomic(savepoint=False):
+        _append([event])
     return event
 
 

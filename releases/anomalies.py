@@ -9,6 +9,8 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Exists
 from django.utils import timezone
 
 from audit import context
@@ -41,7 +43,13 @@ def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: dateti
     ip = context.current().ip
     if ip:
         seen = AuditEvent.objects.filter(actor_id=actor.pk).exclude(ip__isnull=True)
-        if seen.exists() and not seen.filter(ip=ip).exists():
+        has_history, seen_here = (
+            get_user_model().objects.filter(pk=actor.pk)
+            .annotate(has_history=Exists(seen), seen_here=Exists(seen.filter(ip=ip)))
+            .values_list("has_history", "seen_here")
+            .get()
+        )  # one round trip for both questions
+        if has_history and not seen_here:
             raise_alert(
                 "new_ip", severity="medium", actor=actor, environment=cr.environment.slug, team=cr.team.slug,
                 subject=f"{actor.username}: {action} of CR-{cr.pk} from an IP never seen for them ({ip})",

@@ -2,6 +2,7 @@
 from collections import defaultdict
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -9,18 +10,18 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from governance import duties
 from governance.models import Membership, RoleAssignment
-from governance.selectors import has_duty
 from releases.models import Approval, ChangeRequest, Deployment, FreezeWindow
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 S = ChangeRequest.State
 
 
-def _per_request(user, name: str, at, compute):
+def _per_request(user, name: str, at, compute, *, reuse: bool = True):
     """``compute()``, kept on the user object for the instant ``at``. A portal page asks the same
     question once per list it shows, all at the same ``at``, and ``request.user`` lives for one
-    request: the dashboard then reads each fact once (issue 6). Without ``at``: always afresh."""
-    if at is None:
+    request: the dashboard then reads each fact once (issue 6). Without ``at``, or with
+    ``reuse=False``: always afresh (a service deciding under a lock reads what is true now)."""
+    if at is None or not reuse:
         return compute()
     attribute = f"_countersign_{name}"
     cached = getattr(user, attribute, None)
@@ -31,11 +32,41 @@ def _per_request(user, name: str, at, compute):
     return value
 
 
+def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | None, str]]:
+    """(environment id, or None for every environment; duty) for each grant of ``user`` in force at
+    ``at``: one query, read once per request at ``at``, answering both whether the user sees every
+    change (view_audit) and which duties they hold on a change's environment."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+
+    def read():
+        rows = (
+            RoleAssignment.objects.filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=at or timezone.now()),
+                status=RoleAssignment.Status.ACTIVE,
+                user_id=user.pk,
+                role__duties__duty__isnull=False,
+            )
+            .order_by()
+            .values_list("environment_id", "role__duties__duty")
+            .distinct()
+        )
+        return frozenset(rows)
+
+    return _per_request(user, "duties_in_force", at, read, reuse=reuse)
+
+
+def _team_ids(user, at) -> list[int]:
+    return _per_request(
+        user, "team_ids", at, lambda: list(Membership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+    )
+
+
 def sees_all_changes(user, *, at=None) -> bool:
-    """Superuser or view_audit holder at ``at``."""
+    """Superuser or view_audit holder at ``at`` (a grant of it in any environment)."""
     if user.is_superuser:
         return True
-    return _per_request(user, "sees_all_changes", at, lambda: has_duty(user, duties.VIEW_AUDIT, at=at))
+    return any(duty == duties.VIEW_AUDIT for _, duty in _duties_in_force(user, at))
 
 
 def change_requests_visible_to(user, *, at=None) -> QuerySet[ChangeRequest]:
@@ -53,9 +84,7 @@ def change_requests_visible_to(user, *, at=None) -> QuerySet[ChangeRequest]:
         return ChangeRequest.objects.none()
     # Read whether or not the user sees everything, so a request costs the same queries whatever
     # the caller's roles.
-    team_ids = _per_request(
-        user, "team_ids", at, lambda: list(Membership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
-    )
+    team_ids = _team_ids(user, at)
     if sees_all_changes(user, at=at):
         return ChangeRequest.objects.all()
     return ChangeRequest.objects.filter(team_id__in=team_ids)
@@ -73,29 +102,33 @@ def with_details(queryset: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
     )
 
 
-def actor_duties(user, environment, *, at: datetime) -> frozenset[str]:
-    """The duties ``user`` holds for ``environment`` at ``at`` (one query)."""
-    if not user.is_authenticated or not user.is_active:
-        return frozenset()
-    rows = (
-        RoleAssignment.objects.filter(
-            Q(environment=environment) | Q(environment__isnull=True),
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
-            status=RoleAssignment.Status.ACTIVE,
-            user_id=user.pk,
-        )
-        .order_by()
-        .values_list("role__duties__duty", flat=True)
-        .distinct()
+def for_policy(queryset: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
+    """What ``releases.policy.evaluate`` reads of a change and nothing more: its environment and
+    approval policy, its contributors' ids and its approvals (the gate: three queries)."""
+    return queryset.select_related("environment__approval_policy__require_prior_environment").prefetch_related(
+        Prefetch("contributors", queryset=get_user_model().objects.only("pk")),
+        "approvals",
     )
-    return frozenset(d for d in rows if d)
 
 
-def policy_context(change_request: ChangeRequest, actor, *, at: datetime | None = None) -> PolicyContext:
+def actor_duties(user, environment, *, at: datetime, reuse: bool = False) -> frozenset[str]:
+    """The duties ``user`` holds for ``environment`` at ``at``: its own grants and the ones for
+    every environment (one query; with ``reuse``, the one ``sees_all_changes`` read for this
+    request at the same instant)."""
+    return frozenset(
+        duty for env_id, duty in _duties_in_force(user, at, reuse=reuse) if env_id is None or env_id == environment.pk
+    )
+
+
+def policy_context(
+    change_request: ChangeRequest, actor, *, at: datetime | None = None, reuse: bool = False
+) -> PolicyContext:
     """Load everything ``releases.policy.evaluate`` needs for one change and one actor.
 
-    The change request must come from ``with_details`` (or be re-read here); the count of queries
-    does not grow with approvals, grants or other requests."""
+    The change request must come from ``with_details`` or ``for_policy``; the count of queries
+    does not grow with approvals, grants or other requests. ``reuse``: the actor's teams and
+    grants as already read for this request at ``at`` (the visibility check read them), for a
+    read-only answer such as the gate; services read them afresh under their lock."""
     at = at or timezone.now()
     cr = change_request
     environment = cr.environment
@@ -117,8 +150,12 @@ def policy_context(change_request: ChangeRequest, actor, *, at: datetime | None 
         contributor_ids=frozenset(u.pk for u in cr.contributors.all()),
         approvals=tuple(cr.approvals.all()),
         actor=actor,
-        actor_duties=actor_duties(actor, environment, at=at),
-        actor_is_team_member=Membership.objects.filter(user_id=actor.pk, team_id=cr.team_id).exists(),
+        actor_duties=actor_duties(actor, environment, at=at, reuse=reuse),
+        actor_is_team_member=(
+            cr.team_id in _team_ids(actor, at)
+            if reuse
+            else Membership.objects.filter(user_id=actor.pk, team_id=cr.team_id).exists()
+        ),
         active_freezes=freezes,
         prior_environment_slug=prior_slug,
         prior_environment_deployed=prior_ok,

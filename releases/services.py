@@ -4,6 +4,7 @@ Each service locks the change request it transitions, re-evaluates the policy in
 transaction, changes state through ``releases.states``, records one audit event and marks the
 grant whose duty was exercised as used.
 """
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -165,9 +166,11 @@ def change_request_create(
     return cr
 
 
-def _settle_approvals(cr: ChangeRequest, actor, at: datetime) -> None:
-    """Move a pending change to approved once its policy is met (C4), auto-approving where C9 allows."""
-    ctx = policy_context(cr, actor, at=at)
+def _settle_approvals(cr: ChangeRequest, actor, at: datetime, ctx: policy.PolicyContext | None = None) -> ChangeRequest:
+    """Move a pending change to approved once its policy is met (C4), auto-approving where C9 allows.
+    ``ctx``, when given, is the policy context of ``cr`` for ``actor`` as it stands now. Returns
+    the change request as settled."""
+    ctx = ctx or policy_context(cr, actor, at=at)
     if policy.auto_approvable(ctx) and not any(a.via == Approval.Via.AUTO for a in ctx.approvals if a.revision == cr.revision):
         Approval.objects.create(
             change_request=cr,
@@ -183,6 +186,7 @@ def _settle_approvals(cr: ChangeRequest, actor, at: datetime) -> None:
         ctx = policy_context(cr, actor, at=at)
     if policy.approval_status(ctx, at).met:
         _set(cr, state=S.APPROVED, approved_at=at)
+    return cr
 
 
 @transaction.atomic
@@ -285,22 +289,23 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     if decision == Approval.Decision.REJECTED:
         _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
     else:
-        _settle_approvals(change_request_for_decision(cr.pk), actor, at)
-    updated = change_request_for_decision(cr.pk)
-    # Alerts and the event come last: the first audit event of a transaction locks the chain head
-    # until commit, so everything before it runs without serialising concurrent writers.
+        # The context read under the lock, plus the approval just written: nothing else it holds
+        # (grants, membership, freezes, contributors) changes inside this transaction.
+        cr = _settle_approvals(cr, actor, at, replace(ctx, approvals=(*ctx.approvals, approval)))
+    # Alerts and events come last, and the events are chained when the transaction ends
+    # (audit.deferred): the chain head is locked only for the append, not for this whole service.
     anomalies.check_rubber_stamp(approval=approval, cr=cr)
     anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
     if decision == Approval.Decision.REJECTED:
         event = "change_request.rejected"
     else:
-        event = "change_request.approved" if updated.state == S.APPROVED else "change_request.approval_recorded"
-    _record(event, updated, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
+        event = "change_request.approved" if cr.state == S.APPROVED else "change_request.approval_recorded"
+    _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties)
-    return updated
+    return change_request_for_decision(cr.pk)
 
 
-@transaction.atomic
+@audit.deferred()
 def change_request_approve(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None,
@@ -310,7 +315,7 @@ def change_request_approve(
                    at=at or timezone.now(), revision=revision)
 
 
-@transaction.atomic
+@audit.deferred()
 def change_request_reject(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None,
@@ -349,7 +354,7 @@ def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None 
 # --- Deployments ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@audit.deferred()
 def deployment_start(
     *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
 ) -> Deployment:
@@ -369,8 +374,7 @@ def deployment_start(
     )
     _set(cr, state=states.target("deploy"))
     _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
-    cr = change_request_for_decision(cr.pk)
-    # Last, as in _decide: the chain head is locked from the first audit event until commit.
+    # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
     anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
     _record("deployment.started", cr, actor=actor, at=at, from_state=S.APPROVED,
             deployment=deployment.pk, pipeline_url=deployment.pipeline_url)

@@ -2,6 +2,7 @@
 service and renders the result; the services and the policy engine decide and refuse (403/409),
 the visibility selectors decide what the caller may see (404 otherwise, for every verb)."""
 from django.utils import timezone
+from django.utils.functional import cached_property
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -88,11 +89,23 @@ class ChangeRequestViewSet(
     filterset_class = ChangeRequestFilter
     pagination_class = Pagination
 
+    # Actions whose service re-reads the change under its row lock: the view only checks that the
+    # caller may see it, and reads nothing the service will read again.
+    SERVICE_ACTIONS = frozenset({"partial_update", "submit", "approve", "reject", "cancel", "deployments"})
+
+    @cached_property
+    def at(self):
+        """The instant this request is decided at: the visibility rule and the gate's policy read
+        the caller's teams and grants once for it (``selectors._per_request``)."""
+        return timezone.now()
+
     def get_queryset(self):
-        visible = selectors.with_details(selectors.change_requests_visible_to(self.request.user))
+        visible = selectors.change_requests_visible_to(self.request.user, at=self.at)
+        if self.action in self.SERVICE_ACTIONS:
+            return visible
         if self.action == "gate":
-            visible = visible.select_related("environment__approval_policy__require_prior_environment")
-        return visible
+            return selectors.for_policy(visible)
+        return selectors.with_details(visible)
 
     def _render(self, change_request: ChangeRequest, status_code: int = status.HTTP_200_OK) -> Response:
         return Response(ChangeRequestSerializer(change_request).data, status=status_code)
@@ -195,9 +208,8 @@ class ChangeRequestViewSet(
     def gate(self, request, pk=None):
         change_request = self.get_object()
         decided_action = _validated(GateQuerySerializer, request.query_params)["action"]
-        at = timezone.now()
-        context = selectors.policy_context(change_request, request.user, at=at)
-        return Response(GateSerializer(policy.evaluate(context, decided_action, at).as_dict()).data)
+        context = selectors.policy_context(change_request, request.user, at=self.at, reuse=True)
+        return Response(GateSerializer(policy.evaluate(context, decided_action, self.at).as_dict()).data)
 
     @extend_schema(
         summary="Start deploying an approved change (C5–C8)",
