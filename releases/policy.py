@@ -25,7 +25,7 @@ class PolicyContext:
 
     change_request: ChangeRequest
     policy: ApprovalPolicy | None
-    contributor_ids: frozenset[int]
+    actor_is_contributor: bool
     approvals: tuple[Approval, ...]
     actor: object
     actor_duties: frozenset[str]
@@ -172,7 +172,7 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
         reasons.append(Reason("missing_duty", f"You do not hold approve for {cr.environment.slug}."))
     if ctx.actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_approve", "The author of a change may not approve or reject it."))
-    if ctx.actor.pk in ctx.contributor_ids:
+    if ctx.actor_is_contributor:
         reasons.append(
             Reason("contributor_cannot_approve", "A contributor to a change may not approve or reject it.")
         )
@@ -216,7 +216,7 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
         reasons.append(Reason("missing_duty", f"You do not hold deploy for {cr.environment.slug}."))
     if ctx.actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_deploy", "The author of a change may not deploy it."))
-    if ctx.actor.pk in ctx.contributor_ids:
+    if ctx.actor_is_contributor:
         reasons.append(Reason("contributor_cannot_deploy", "A contributor to a change may not deploy it."))
     if _is_approver(ctx):
         reasons.append(Reason("approver_cannot_deploy", "Whoever approved a change may not deploy it."))

@@ -265,7 +265,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
-    cr = change_request_for_decision(change_request.pk, lock=True)
+    cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     if revision is not None and revision != cr.revision:
         raise InvalidState(
             f"You reviewed revision {revision}, but the change is now at revision {cr.revision}; review it again."
@@ -361,7 +361,7 @@ def deployment_start(
     """C5–C8: start deploying an approved change; the request moves to deploying."""
     at = at or timezone.now()
     _validate_url("pipeline_url", pipeline_url)
-    cr = change_request_for_decision(change_request.pk, lock=True)
+    cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
     deployment = Deployment.objects.create(
         change_request=cr,

@@ -100,11 +100,11 @@ class ChangeRequestViewSet(
         return timezone.now()
 
     def get_queryset(self):
+        if self.action == "gate":
+            return selectors.for_gate(self.request.user, at=self.at)
         visible = selectors.change_requests_visible_to(self.request.user, at=self.at)
         if self.action in self.SERVICE_ACTIONS:
             return visible
-        if self.action == "gate":
-            return selectors.for_policy(visible)
         return selectors.with_details(visible)
 
     def _render(self, change_request: ChangeRequest, status_code: int = status.HTTP_200_OK) -> Response:

@@ -32,7 +32,7 @@ def context(cr, actor, actor_duties=(), approvals=(), policy=None, **extra):
     return PolicyContext(
         change_request=cr, policy=policy or ApprovalPolicy(min_approvals=2, team_reviewer_required=True,
                                                            high_risk_security_approvals=1, approval_ttl_hours=72),
-        contributor_ids=frozenset({CONTRIBUTOR.pk}), approvals=tuple(approvals), actor=actor,
+        actor_is_contributor=actor.pk == CONTRIBUTOR.pk, approvals=tuple(approvals), actor=actor,
         actor_duties=frozenset(actor_duties), actor_is_team_member=True, **extra,
     )
 

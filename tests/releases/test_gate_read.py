@@ -1,0 +1,70 @@
+"""The gate reads a change through ``selectors.for_gate`` (the actor's facts as EXISTS in the
+change's own query); the services read it through ``change_request_for_decision`` and
+``policy_context``. Both must see the same changes (V1) and reach the same decision, for every
+persona, change and action, including a contributor, a freeze window in force and a change whose
+artifact has not reached the prior environment."""
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from releases import services
+from releases.models import ChangeRequest, FreezeWindow
+from releases.policy import evaluate
+from releases.selectors import change_request_for_decision, change_requests_visible_to, for_gate, policy_context
+from tests.releases.stories import approved_in_production, approved_in_staging, pending, pending_in_production
+
+pytestmark = pytest.mark.django_db
+
+
+def stories(demo, now):
+    approved_in_production(demo, now)
+    pending_in_production(demo, now, contributors=["dev2"])
+    pending_in_production(demo, now, stage=False)  # its artifact never reached staging (C8)
+    approved_in_staging(demo, now)
+    pending(demo, now, author=demo.dev2)
+
+
+def decisions(actor, at):
+    """{(change, action): (allowed, reason codes)} through the gate's read and the services' read."""
+    gate, service = {}, {}
+    for cr in for_gate(actor, at=at):
+        for action in ("approve", "deploy"):
+            gate[cr.pk, action] = _answer(evaluate(policy_context(cr, actor, at=at, reuse=True), action, at))
+    for pk in change_requests_visible_to(actor).values_list("pk", flat=True):
+        cr = change_request_for_decision(pk)
+        for action in ("approve", "deploy"):
+            service[pk, action] = _answer(evaluate(policy_context(cr, actor, at=at), action, at))
+    return gate, service
+
+
+def _answer(decision):
+    return decision.allowed, sorted(r.code for r in decision.reasons), decision.requirements
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["no-freeze", "production-frozen"])
+def test_the_gate_and_the_services_see_the_same_changes_and_decide_alike(demo, now, frozen):
+    stories(demo, now)
+    if frozen:
+        services.freeze_window_save(
+            actor=demo.sec, window=FreezeWindow(name="Quarter close", starts_at=now, ends_at=now + timedelta(hours=4)),
+            environments=[demo.production],
+        )
+    at = now + timedelta(minutes=30)
+    compared = 0
+    for actor in get_user_model().objects.order_by("username"):
+        gate, service = decisions(actor, at)
+        assert gate.keys() == service.keys(), actor.username
+        for key in gate:
+            assert gate[key] == service[key], (actor.username, key)
+        compared += len(gate)
+    # Enough happened for the comparison to mean something: allowed and refused answers, a
+    # contributor refused, a freeze refusing a deployment where one is in force.
+    every = [answer for actor in get_user_model().objects.all() for answer in decisions(actor, at)[0].values()]
+    codes = {code for _, reasons, _ in every for code in reasons}
+    assert compared >= 40
+    assert any(allowed for allowed, _, _ in every) and not all(allowed for allowed, _, _ in every)
+    assert "contributor_cannot_approve" in codes
+    assert "prior_environment_required" in codes
+    assert ("freeze_window_active" in codes) is frozen
+    assert ChangeRequest.objects.count() > 5
