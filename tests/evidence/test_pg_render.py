@@ -21,6 +21,7 @@ RENDERED = {"sox": ("production_deployments", "role_grants"), "iso27001": ("chan
 AWKWARD = [
     '=HYPERLINK("http://x","y")', "+1 call", "-5", "@SUM(A1)", "\tindented", "\rreturn first",
     'say "hi", then\r\nleave', "emoji 🚀 ünïcödé — “quotes”", "trailing backslash \\", "a; b", "",
+    "\x0bvertical tab, \x08backspace\x0cform feed\x1f\x7f", "tab\tinside \\n not a line break",
 ]
 
 
