@@ -56,12 +56,6 @@ def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | N
     return _per_request(user, "duties_in_force", at, read, reuse=reuse)
 
 
-def _team_ids(user, at) -> list[int]:
-    return _per_request(
-        user, "team_ids", at, lambda: list(Membership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
-    )
-
-
 def sees_all_changes(user, *, at=None) -> bool:
     """Superuser or view_audit holder at ``at`` (a grant of it in any environment)."""
     if user.is_superuser:
@@ -84,7 +78,9 @@ def change_requests_visible_to(user, *, at=None) -> QuerySet[ChangeRequest]:
         return ChangeRequest.objects.none()
     # Read whether or not the user sees everything, so a request costs the same queries whatever
     # the caller's roles.
-    team_ids = _team_ids(user, at)
+    team_ids = _per_request(
+        user, "team_ids", at, lambda: list(Membership.objects.filter(user_id=user.pk).values_list("team_id", flat=True))
+    )
     if sees_all_changes(user, at=at):
         return ChangeRequest.objects.all()
     return ChangeRequest.objects.filter(team_id__in=team_ids)
@@ -148,9 +144,9 @@ def policy_context(
 
     The change request comes from ``with_details`` (services, pages) or ``for_gate``, whose
     annotations answer the actor's questions in the change's own query; the count of queries does
-    not grow with approvals, grants or other requests. ``reuse``: the actor's teams and grants as
-    already read for this request at ``at`` (the visibility check read them), for a read-only
-    answer such as the gate; services read them afresh under their lock."""
+    not grow with approvals, grants or other requests. ``reuse``: the actor's grants as already
+    read for this request at ``at`` (the visibility check read them), for a read-only answer such
+    as the gate; services read them afresh under their lock."""
     at = at or timezone.now()
     cr = change_request
     environment = cr.environment
@@ -173,11 +169,7 @@ def policy_context(
         is_contributor, is_member = cr.actor_is_contributor, cr.actor_in_team
     else:
         is_contributor = any(u.pk == actor.pk for u in cr.contributors.all())
-        is_member = (
-            cr.team_id in _team_ids(actor, at)
-            if reuse
-            else Membership.objects.filter(user_id=actor.pk, team_id=cr.team_id).exists()
-        )
+        is_member = Membership.objects.filter(user_id=actor.pk, team_id=cr.team_id).exists()
     return PolicyContext(
         change_request=cr,
         policy=policy,
@@ -285,20 +277,8 @@ def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> di
         return {}
     environment_ids = {cr.environment_id for cr in crs}
     duties_by_environment: dict[int | None, set[str]] = defaultdict(set)
-    if actor.is_authenticated and actor.is_active:
-        rows = (
-            RoleAssignment.objects.filter(
-                Q(environment_id__in=environment_ids) | Q(environment__isnull=True),
-                Q(expires_at__isnull=True) | Q(expires_at__gt=at),
-                status=RoleAssignment.Status.ACTIVE,
-                user_id=actor.pk,
-            )
-            .values_list("environment_id", "role__duties__duty")
-            .distinct()
-        )
-        for environment_id, duty in rows:
-            if duty:
-                duties_by_environment[environment_id].add(duty)
+    for environment_id, duty in _duties_in_force(actor, at):
+        duties_by_environment[environment_id].add(duty)
     member_of = set(
         Membership.objects.filter(user_id=actor.pk, team_id__in={cr.team_id for cr in crs}).values_list(
             "team_id", flat=True
