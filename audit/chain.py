@@ -85,7 +85,8 @@ def deferred():
     events here holds the lock only for the append itself (lock, one INSERT, one UPDATE) instead
     of from its first event to its commit. Events recorded in a nested ``atomic`` block, which may
     be rolled back on its own, are appended at once, as outside the block; if the block raises,
-    the transaction rolls back and its waiting events with it. Blocks do not nest."""
+    the transaction rolls back and its waiting events with it. A block inside a block is such a
+    nested ``atomic`` block: its events are appended at once."""
     with transaction.atomic():
         if _deferred.depth is not None:
             yield
@@ -144,7 +145,7 @@ def record(
         request_id=ctx.request_id,
         data=json_safe(data),
     )
-    if _deferred.depth is not None and _deferred.depth == len(connection.atomic_blocks):
+    if _deferred.depth == len(connection.atomic_blocks):  # directly inside a deferred() block
         _deferred.events.append(event)
         return event
     # One transaction for the three statements, without a savepoint of its own: a failed append
