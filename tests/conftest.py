@@ -4,7 +4,9 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.contrib.messages import get_messages
 from django.db import connection, transaction
+from django.test import Client
 from rest_framework.test import APIClient
 
 from governance import services
@@ -59,6 +61,29 @@ def demo(request):
         production=Environment.objects.get(slug="production"),
         roles={r.slug: r for r in Role.objects.all()},
     )
+
+
+@pytest.fixture
+def client_as():
+    """``client_as(user)`` is a test client logged in as ``user`` (``None``: anonymous)."""
+
+    def make(user):
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def messages_in():
+    """``messages_in(response)``: the texts of the messages the response's request left."""
+
+    def read(response) -> list[str]:
+        return [str(message) for message in get_messages(response.wsgi_request)]
+
+    return read
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 from contextlib import contextmanager
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 from guardian.models import UserObjectPermission
 
 from audit.models import AuditEvent
@@ -32,24 +30,6 @@ def item_of(campaign):
     return find
 
 
-@pytest.fixture
-def client_as():
-    """``client_as(user)``: a browser session logged in as ``user``."""
-
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
-def messages_in():
-    def read(response) -> list[str]:
-        return [str(message) for message in get_messages(response.wsgi_request)]
-
-    return read
 
 
 def _written() -> dict:

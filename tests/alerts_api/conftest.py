@@ -2,8 +2,6 @@
 from types import SimpleNamespace
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 
 from audit.alerts import raise_alert
 from audit.models import Alert, AuditEvent
@@ -21,22 +19,6 @@ def alerts(demo):
     return SimpleNamespace(rubber=rubber, drift=drift, dormant=dormant)
 
 
-@pytest.fixture
-def client_as():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
-def messages_in():
-    def read(response) -> list[str]:
-        return [str(message) for message in get_messages(response.wsgi_request)]
-
-    return read
 
 
 @pytest.fixture

@@ -26,6 +26,11 @@ def evidence_settings(settings, tmp_path):
     return settings
 
 
+@pytest.fixture
+def evidence_root(evidence_settings):
+    return evidence_settings.EVIDENCE_ROOT
+
+
 class Period:
     """period_start .. period_end (both days included), ten to four days ago."""
 

@@ -14,12 +14,6 @@ URL = "/api/v1/evidence-exports/"
 OTHERS = ["dev", "rev", "ops", "mgr", "sec", "idev"]
 
 
-@pytest.fixture(autouse=True)
-def evidence_root(settings, tmp_path):
-    settings.EVIDENCE_ROOT = tmp_path / "evidence"
-    return settings.EVIDENCE_ROOT
-
-
 @pytest.fixture
 def nothing_written(db):
     """``with nothing_written():`` — no export and no audit event was added or changed."""

@@ -4,8 +4,6 @@ audit event written by the service; nobody else sees the pages or the link to th
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,23 +15,6 @@ CHANGELIST = reverse("admin:audit_evidenceexport_changelist")
 ADD = reverse("admin:audit_evidenceexport_add")
 PORTAL = "/evidence/"
 NON_HOLDERS = ["dev", "rev", "ops", "mgr", "sec", "idev"]
-
-
-@pytest.fixture(autouse=True)
-def evidence_root(settings, tmp_path):
-    settings.EVIDENCE_ROOT = tmp_path / "evidence"
-    return settings.EVIDENCE_ROOT
-
-
-@pytest.fixture
-def client_as():
-    def login(user):
-        client = Client()
-        if user is not None:
-            client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture
@@ -53,10 +34,6 @@ def nothing_written(db):
     return guard
 
 
-def messages_in(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
-
-
 def period(days=30):
     today = timezone.now().date()
     return {"period_start": str(today - timedelta(days=days)), "period_end": str(today)}
@@ -65,7 +42,7 @@ def period(days=30):
 # --- Admin ---------------------------------------------------------------------------------------
 
 
-def test_the_auditor_requests_an_export_through_the_admin_add_form(demo, client_as):
+def test_the_auditor_requests_an_export_through_the_admin_add_form(demo, client_as, messages_in):
     client = client_as(demo.auditor)
 
     page = client.get(ADD)
@@ -118,7 +95,7 @@ def test_the_admin_download_streams_the_bundle_and_records_it(demo, client_as):
     assert AuditEvent.objects.filter(action="evidence.downloaded", actor_username="auditor").count() == 1
 
 
-def test_an_admin_download_before_the_bundle_is_built_says_so_and_records_nothing(demo, client_as, nothing_written):
+def test_an_admin_download_before_the_bundle_is_built_says_so_and_records_nothing(demo, client_as, nothing_written, messages_in):
     export = export_row(demo.auditor, status="running")
     client = client_as(demo.auditor)
 
@@ -128,7 +105,7 @@ def test_an_admin_download_before_the_bundle_is_built_says_so_and_records_nothin
     assert messages_in(response) == [f"{export}: not downloaded. invalid_state: The bundle is not ready."]
 
 
-def test_the_retry_action_requeues_failed_exports_only(demo, client_as, builds):
+def test_the_retry_action_requeues_failed_exports_only(demo, client_as, builds, messages_in):
     failed = export_row(demo.auditor, status="failed")
     done = export_row(demo.auditor, status="done")
 
@@ -175,7 +152,7 @@ def test_a_developer_is_not_let_into_the_admin_at_all(demo, client_as, nothing_w
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
-def test_a_superuser_sees_the_exports_but_requests_and_downloads_only_with_the_duty(demo, client_as, nothing_written):
+def test_a_superuser_sees_the_exports_but_requests_and_downloads_only_with_the_duty(demo, client_as, nothing_written, messages_in):
     export = export_row(demo.auditor, status="done")
     client = client_as(demo.admin)
 
@@ -224,7 +201,7 @@ def test_the_page_reloads_itself_while_an_export_builds(demo, client_as, status)
     assert "<script" not in html
 
 
-def test_posting_the_form_requests_an_export(demo, client_as):
+def test_posting_the_form_requests_an_export(demo, client_as, messages_in):
     response = client_as(demo.auditor).post(PORTAL, {"framework": "sox", **period(60)}, follow=True)
 
     export = EvidenceExport.objects.get()

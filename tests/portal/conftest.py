@@ -2,24 +2,10 @@
 from types import SimpleNamespace
 
 import pytest
-from django.test import Client
 
 from releases import demo as release_demo
 from releases import services
 from releases.models import ChangeRequest
-
-
-@pytest.fixture
-def client_as():
-    """``client_as(user)`` is a test client logged in as ``user`` (``None``: anonymous)."""
-
-    def make(user):
-        client = Client()
-        if user is not None:
-            client.force_login(user)
-        return client
-
-    return make
 
 
 @pytest.fixture
