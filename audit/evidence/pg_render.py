@@ -72,6 +72,8 @@ def text(expr: str) -> tuple[str, str]:
 # A string needs work when it holds a quote, a comma, a backslash or a control character (CSV
 # quoting, JSON escaping), or starts with = + - @ (tab and CR are control characters).
 _NEEDS_WORK = "('[\",\\\\' || chr(1) || '-' || chr(31) || ']|^[-=+@]')"
+# The same over a row's strings joined by DEL, each of them preceded by one (see _statement).
+_ROW_NEEDS_WORK = "('[\",\\\\' || chr(1) || '-' || chr(31) || ']|' || chr(127) || '[-=+@]')"
 
 
 def _text_parts(expr: str, plain: str) -> tuple[str, str]:
@@ -117,8 +119,8 @@ def _list_parts(expr: str) -> tuple[str, str]:
 
 def _lines(columns: list[tuple[str, tuple[str, str]]]) -> tuple[str, str]:
     """concat_ws / concat build each line in one allocation (a chain of ``||`` copies the growing
-    line once per cell)."""
-    csv_line = "concat_ws(',', " + ", ".join(c for _, (c, _) in columns) + ") || chr(13) || chr(10)"
+    line once per cell). The CSV line is without its CRLF."""
+    csv_line = "concat_ws(',', " + ", ".join(c for _, (c, _) in columns) + ")"
     parts = []
     for index, (name, (_, j)) in enumerate(columns):
         parts.append(_lit(("{" if index == 0 else ", ") + json.dumps(name) + ": "))
@@ -342,25 +344,44 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
 
 
 def _statement(columns, mask, source: str, order: str, tables: dict[str, str]) -> str:
-    """The final statement: ``source`` (aliased s, ordered by ``order``), one more level joining
-    the list columns once, and the (csv_line, json_line, exception bitmask) projection."""
-    lists, rendered = [], []
+    """The final statement: ``source`` (aliased s, ordered by ``order``), one more level holding
+    each string and joined list once and whether the whole row is plain, and the (csv_line,
+    json_line, exception bitmask) projection.
+
+    A row is plain when none of its strings needs work (see _NEEDS_WORK): one regular expression
+    over all of them, joined by DEL (0x7f) so that each string's first character follows a DEL,
+    tells. A plain row's lines are its strings as they are (the common case, a few concatenations);
+    any other row takes the exact rendering, string by string. A DEL inside a value only sends the
+    row to the exact rendering, which is right for every value."""
+    strings, fast, exact = [], [], []
     for name, spec in columns:
-        if spec[0] == "LIST":
-            joined, json_list = _list_parts(spec[1])
-            column = f"s.l{len(lists)}"
-            lists.append(f"{joined} AS l{len(lists)}c, {json_list} AS l{len(lists)}j, "
-                         f"{joined} !~ {_NEEDS_WORK} AS l{len(lists)}p")
-            spec = _text_parts(column + "c", column + "p")
-            spec = (spec[0], column + "j")
-        elif spec[0] == "TEXT":
-            column = f"s.l{len(lists)}"
-            lists.append(f"{spec[1]} AS l{len(lists)}c, {spec[1]} !~ {_NEEDS_WORK} AS l{len(lists)}p")
-            spec = _text_parts(column + "c", column + "p")
-        rendered.append((name, spec))
-    csv_line, json_line = _lines(rendered)
+        if spec[0] in ("TEXT", "LIST"):
+            index = len(strings)
+            column = f"s.t{index}"
+            if spec[0] == "LIST":
+                joined, json_list = _list_parts(spec[1])
+                strings.append((joined, f"{json_list} AS j{index}"))
+                json_fast = json_exact = f"s.j{index}"
+            else:
+                joined = spec[1]
+                strings.append((joined, None))
+                json_fast = f"coalesce('\"' || {column} || '\"', 'null')"
+                json_exact = None
+            csv_exact, text_json_exact = _text_parts(column, f"({column} !~ {_NEEDS_WORK})")
+            fast.append((name, (f"coalesce({column}, '')", json_fast)))
+            exact.append((name, (csv_exact, json_exact or text_json_exact)))
+        else:
+            fast.append((name, spec))
+            exact.append((name, spec))
+    csv_fast, json_fast = _lines(fast)
+    csv_exact, json_exact = _lines(exact)
+    csv_line = f"CASE WHEN s.plain THEN {csv_fast} ELSE {csv_exact} END || chr(13) || chr(10)"
+    json_line = f"CASE WHEN s.plain THEN {json_fast} ELSE {json_exact} END"
+    held = "".join(f", {expr} AS t{i}" + (f", {extra}" if extra else "") for i, (expr, extra) in enumerate(strings))
+    joined = ", ".join(expr for expr, _ in strings) or "''"
+    plain = f"(chr(127) || concat_ws(chr(127), {joined})) !~ {_ROW_NEEDS_WORK} AS plain"
     ctes = ", ".join(f"{name} AS ({values})" for name, values in tables.items())
-    listed = f"SELECT s.*{''.join(', ' + x for x in lists)} FROM ({source}) s ORDER BY {order} OFFSET 0"  # built from code constants and _lit()-escaped values only  # nosec B608
+    listed = f"SELECT s.*{held}, {plain} FROM ({source}) s ORDER BY {order} OFFSET 0"  # built from code constants and _lit()-escaped values only  # nosec B608
     return (f"{'WITH ' + ctes if ctes else ''} SELECT {csv_line}, {json_line}, {_mask(mask)} FROM ({listed}) s "  # built from code constants and _lit()-escaped values only  # nosec B608
             f"ORDER BY {order}")
 

@@ -81,6 +81,13 @@ def _seed(demo, period):
     governance.role_assignment_revoke(actor=demo.mgr, assignment=plain, reason="@left, \"moved\" 🚀",
                                       at=at + timedelta(hours=5, microseconds=1))
     RoleAssignment.objects.filter(pk=plain.pk).update(user=weird, requested_by=weird, environment=None)
+    # A grant whose only awkward value is its first string (the grantee's name starts with "-"),
+    # written around the services (weird is in no team).
+    RoleAssignment.objects.create(
+        user=weird, role=Role.objects.get(slug="reviewer"), team=demo.payments, environment=demo.staging,
+        justification="plain", status=RoleAssignment.Status.PENDING, requested_by=demo.mgr,
+        created_at=at + timedelta(hours=6),
+    )
     return flagged, changes
 
 
@@ -122,6 +129,7 @@ def test_postgres_renders_the_same_bytes_as_python(demo, period, bundle_of, monk
     assert any(g["end_reason"] == "'@left, \"moved\" 🚀" for g in grants)
     assert any("self_granted" in g["findings"] for g in grants)
     assert any(g["environment"] == "all" for g in grants)
+    assert any(g["grantee"] == "'-zoë🚀" and g["justification"] == "plain" for g in grants)
     assert plain.manifest["datasets"][dataset]["exceptions"] > 0
 
 
