@@ -26,7 +26,7 @@ queue: pending / approved    200/20   2,000/200 20,000/2,000
 
 Measured: ``large`` loads in 8.5 minutes on PostgreSQL on this 2-core machine shared with other
 work (load average 6-8; the seeding process itself used 105 s of CPU, 360 MB peak), making a
-2.7 GB database. The command runs ``ANALYZE`` afterwards on PostgreSQL.
+2.7 GB database. The command runs ``VACUUM (ANALYZE)`` afterwards on PostgreSQL.
 
 The organisation: environments come in stacks of three (``development-NN``, ``staging-NN``,
 ``production-NN``); each team works on three stacks. In a team of about twenty: one manager
