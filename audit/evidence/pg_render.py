@@ -378,8 +378,8 @@ def _statement(columns, mask, source: str, order: str, tables: dict[str, str]) -
     csv_line = f"CASE WHEN s.plain THEN {csv_fast} ELSE {csv_exact} END || chr(13) || chr(10)"
     json_line = f"CASE WHEN s.plain THEN {json_fast} ELSE {json_exact} END"
     held = "".join(f", {expr} AS t{i}" + (f", {extra}" if extra else "") for i, (expr, extra) in enumerate(strings))
-    joined = ", ".join(expr for expr, _ in strings) or "''"
-    plain = f"(chr(127) || concat_ws(chr(127), {joined})) !~ {_ROW_NEEDS_WORK} AS plain"
+    every_string = ", ".join(expr for expr, _ in strings) or "''"
+    plain = f"(chr(127) || concat_ws(chr(127), {every_string})) !~ {_ROW_NEEDS_WORK} AS plain"
     ctes = ", ".join(f"{name} AS ({values})" for name, values in tables.items())
     listed = f"SELECT s.*{held}, {plain} FROM ({source}) s ORDER BY {order} OFFSET 0"  # built from code constants and _lit()-escaped values only  # nosec B608
     return (f"{'WITH ' + ctes if ctes else ''} SELECT {csv_line}, {json_line}, {_mask(mask)} FROM ({listed}) s "  # built from code constants and _lit()-escaped values only  # nosec B608
