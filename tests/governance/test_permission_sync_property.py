@@ -339,10 +339,13 @@ class PermissionSync(RuleBasedStateMachine):
         changed = {pk for pk, status in after["assignments"].items() if before["assignments"].get(pk) != status}
         assert after["audit_events"] - before["audit_events"] == len(changed), "R: one audit event per change"
         self.resynced_now = {after["owners"][pk] for pk in changed if after["assignments"][pk] in RESYNCING}
-        for user_pk in self.resynced_now:
-            self.synced_at[user_pk] = self.clock
         permission_holders = {row[0] for kind in ("object_permissions", "model_permissions")
                               for row in before[kind] ^ after[kind]}
+        # Guardian rows change only through sync_permissions at the step's clock, so whoever's rows
+        # changed was synced now, even by a step that need not re-sync them (S2's extra sync: a
+        # rejection re-syncs the grantee, dropping a lapsed grant's rows).
+        for user_pk in self.resynced_now | permission_holders:
+            self.synced_at[user_pk] = self.clock
         self.dirty = {after["owners"][pk] for pk in changed} | permission_holders
 
 
@@ -396,3 +399,23 @@ def test_the_machine_notices_has_duty_ignoring_expiry(demo, monkeypatch):
             machine.has_duty_reads_assignments_and_agrees_with_guardian()
     finally:
         machine.teardown()
+
+
+def test_a_step_that_resyncs_a_lapsed_grant_moves_the_last_sync(demo, monkeypatch):
+    """The sequence Hypothesis once found (CI, 2026-11-28): rev's short-lived grant lapses
+    unprocessed, then rejecting rev's unrelated pending request re-syncs rev at the clock and drops
+    that grant's guardian rows. The invariants must read that sync as rev's last one."""
+    monkeypatch.setattr(sys.modules[__name__], "event", lambda *args, **kwargs: None)  # outside Hypothesis
+    state = PermissionSync()
+    try:
+        state.short_lived_grant(grantee="rev", lifetime=timedelta(hours=6), what=("reviewer", "development"))
+        state.tick(step=timedelta(days=11))
+        state.conflicting_grant(actor="mgr", grantee="rev", role="developer")
+        pending = RoleAssignment.objects.get(user=state.users["rev"], status=Status.PENDING)
+        state.attempt(lambda: services.role_assignment_reject(
+            actor=state.users["mgr"], assignment=pending, reason="not needed", at=state.clock))
+        assert state.synced_at[state.users["rev"].pk] == state.clock
+        state.has_duty_reads_assignments_and_agrees_with_guardian()
+        state.permissions_follow_assignments()
+    finally:
+        state.teardown()
