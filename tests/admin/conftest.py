@@ -4,7 +4,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -67,16 +66,6 @@ def run_action(url):
         )
 
     return post
-
-
-@pytest.fixture
-def messages_in():
-    """The flash messages a followed admin response carried."""
-
-    def read(response) -> list[str]:
-        return [str(message) for message in get_messages(response.wsgi_request)]
-
-    return read
 
 
 def _written_state():
