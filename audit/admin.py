@@ -1,15 +1,13 @@
 """The audit app in the admin: the trail and alerts, read by holders of view_audit and security
 (RULES.md V3) and never written here, except alerts resolved by security through their service;
-notification channels (configuration) and the delivery queue for superusers and security."""
-from urllib.parse import urlsplit
-
+the delivery queue for superusers and security. Notification channels are controls: their admin
+lives with the other controls (``governance.controls.alerting_admin``)."""
 from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 
-import audit
 from audit import services
-from audit.models import Alert, AuditEvent, AuditSeal, NotificationChannel, OutboxMessage
+from audit.models import Alert, AuditEvent, AuditSeal, OutboxMessage
 
 
 def _may_read_trail(request) -> bool:
@@ -122,11 +120,6 @@ def _is_security(request) -> bool:
     return request._countersign_is_security
 
 
-def _configures_notifications(request) -> bool:
-    user = request.user
-    return user.is_active and user.is_staff and (user.is_superuser or _is_security(request))
-
-
 class ResolutionActionForm(helpers.ActionForm):
     """The changelist's action bar, with the resolution that resolving needs."""
 
@@ -169,93 +162,6 @@ class AlertAdmin(ReadOnlyAdmin):
         )
 
 
-class NotificationChannelForm(forms.ModelForm):
-    """The secret is write-only: the form never renders it, and leaving it empty keeps the stored one."""
-
-    secret = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
-        help_text="HMAC-SHA256 key for generic webhooks. Never shown again; leave empty to keep the current one.",
-    )
-    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret")
-
-    class Meta:
-        model = NotificationChannel
-        fields = ["name", "kind", "team", "target", "secret", "topics", "is_active"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stored_secret = self.instance.secret
-
-    def clean_secret(self):
-        return self.cleaned_data.get("secret") or ""
-
-    def clean(self):
-        data = super().clean()
-        if data.get("clear_secret"):
-            data["secret"] = ""  # clearing the stored secret, not setting one  # nosec B105
-        elif not data.get("secret"):
-            data["secret"] = self.stored_secret
-        return data
-
-    def audited_changes(self) -> list[str]:
-        """Names of the fields this save changed; the secret only if it was replaced or removed."""
-        changed = set(self.changed_data) - {"secret", "clear_secret"}
-        if self.cleaned_data.get("secret") != self.stored_secret:
-            changed.add("secret")
-        return sorted(changed)
-
-
-@admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
-    """Where notifications go is configuration, not a governed record: no SoD rule covers it, so
-    Django saves it. Superusers and security edit it; every save is written to the audit trail
-    (never the secret). Channels are switched off, not deleted, so past deliveries stay explained."""
-
-    form = NotificationChannelForm
-    list_display = ["name", "kind", "team_or_all", "target_hint", "topics", "is_active", "has_secret"]
-    list_filter = ["kind", "is_active"]
-    search_fields = ["name", "team"]
-
-    def has_module_permission(self, request):
-        return _configures_notifications(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _configures_notifications(request)
-
-    def has_add_permission(self, request):
-        return _configures_notifications(request)
-
-    def has_change_permission(self, request, obj=None):
-        return _configures_notifications(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Team")
-    def team_or_all(self, channel):
-        return channel.team or "every team"
-
-    @admin.display(description="Target")
-    def target_hint(self, channel):
-        """Webhook URLs often carry a credential in their path (Slack's do): the list shows the host only."""
-        if channel.kind == NotificationChannel.Kind.EMAIL:
-            return channel.target
-        parts = urlsplit(channel.target)
-        return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "…"
-
-    @admin.display(description="Secret", boolean=True)
-    def has_secret(self, channel):
-        return bool(channel.secret)
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit.record(
-            "notification_channel.saved", actor=request.user, target=obj, team=obj.team,
-            data={"created": not change, "changed": form.audited_changes(),
-                  "kind": obj.kind, "topics": obj.topics, "is_active": obj.is_active},
-        )
-
-
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(ReadOnlyAdmin):
     """The delivery queue, read-only: what was sent, retried, or given up on (RULES.md E3)."""
@@ -270,7 +176,8 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def may_read(self, request) -> bool:
-        return _configures_notifications(request)
+        user = request.user
+        return user.is_active and user.is_staff and (user.is_superuser or _is_security(request))
 
     @admin.display(description="Last error")
     def error_hint(self, message):

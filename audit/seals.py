@@ -155,7 +155,25 @@ def seal(at: datetime | None = None) -> AuditSeal | None:
             data={"number": new.number, "sequence": new.sequence, "head_hash": new.head_hash,
                   "signature": new.signature, "key_fingerprint": new.key_fingerprint},
         )
+        if last is not None and last.key_fingerprint != new.key_fingerprint:
+            _key_changed(last, new, at)
     return new
+
+
+def _key_changed(last: AuditSeal, new: AuditSeal, at: datetime) -> None:
+    """The signing key in use is a control (RULES.md K1) that lives in a file, outside any service:
+    a seal signed with another key than the one before is recorded and raises a critical alert, so
+    a swapped key is detected where it cannot be prevented (after the announcement, which must be
+    the event right after the sealed head)."""
+    from audit.alerts import raise_alert
+
+    audit.record("signing_key.changed", target=new, at=at,
+                 data={"before": {"key_fingerprint": last.key_fingerprint},
+                       "after": {"key_fingerprint": new.key_fingerprint}, "seal": new.number})
+    raise_alert("signing_key_changed", severity="critical", at=at,
+                subject=f"Seal #{new.number} is signed with another key than seal #{last.number}",
+                details={"before": last.key_fingerprint, "after": new.key_fingerprint},
+                dedupe_key=f"signing_key_changed:{new.key_fingerprint}")
 
 
 def _announced_now(current: AuditSeal) -> bool:

@@ -26,6 +26,8 @@ def alert_resolve(*, actor, alert: Alert, resolution: str, at: datetime | None =
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.status != Alert.Status.OPEN:
         raise InvalidState("This alert is already resolved.")
+    if alert.actor_id is not None and alert.actor_id == actor.pk:
+        raise Denied(Reason("own_alert", "Nobody resolves an alert about their own action (K6); ask another security officer."))
     alert.status = Alert.Status.RESOLVED
     alert.resolution = resolution.strip()
     alert.resolved_by = actor

@@ -7,6 +7,8 @@ SCHEDULE = {
     # Hourly seals (RULES.md L2): an idle hour adds none; a tampered hour is detected within the next.
     "audit: seal the chain head": {"task": "audit.tasks.seal_chain", "every": 3600},
     "governance: expire grants": {"task": "governance.tasks.expire_grants", "every": 300},
+    # Weakening control changes wait 72 h for their second person (RULES.md K3), then expire.
+    "governance: expire control proposals": {"task": "governance.tasks.expire_control_proposals", "every": 300},
     "governance: permission-creep scan": {"task": "governance.tasks.creep_scan", "crontab": "15 3 * * *"},
     "governance: quarterly access review": {
         "task": "governance.tasks.start_access_review",

@@ -182,6 +182,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "governance.models.RoleAssignment.Status",
+        "ControlChangeStatusEnum": "governance.models.ControlChange.Status",
+    },
     # Swagger UI (/api/docs/, only when API_DOCS is on) loads from this CDN, pinned to one release;
     # its init script is served from our origin (SpectacularSwaggerSplitView), so no inline script.
     "SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14",
@@ -225,6 +229,12 @@ CELERY_TIMEZONE = "UTC"
 COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS = int(os.environ.get("COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS", "90"))
 COUNTERSIGN_REVIEW_BATCH_SIZE = int(os.environ.get("COUNTERSIGN_REVIEW_BATCH_SIZE", "1000"))
 COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_DEFAULT_DAYS", "90"))
+# Controls (RULES.md section 8): a weakening change waits this long for its second person.
+COUNTERSIGN_CONTROL_PROPOSAL_HOURS = int(os.environ.get("COUNTERSIGN_CONTROL_PROPOSAL_HOURS", "72"))
+# Where people reach the portal: the base of links sent by e-mail (password reset links).
+COUNTERSIGN_BASE_URL = os.environ.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000")
+# A password reset link works once, for this long (K5: administrators never set passwords).
+PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(24 * 3600)))
 # Floor endpoints for `make bench` (bench/urls.py) under /bench/: only the bench's own server turns
 # this on; never set it in a deployment.
 COUNTERSIGN_BENCH_ENDPOINTS = env_bool("COUNTERSIGN_BENCH_ENDPOINTS", False)

@@ -5,14 +5,20 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz
+from governance.views import OwnPasswordChangeView, ResetLinkConfirmView
 
 handler404 = "config.api.not_found"
 handler500 = "config.db_errors.server_error"  # a database outage answers 503 (config/db_errors.py)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Before the admin's own: one's password is changed through the accounts service (K5).
+    path("admin/password_change/", admin.site.admin_view(OwnPasswordChangeView.as_view())),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/reset/<uidb64>/<token>/", ResetLinkConfirmView.as_view(), name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(
+        template_name="registration/reset_link_complete.html"), name="password_reset_complete"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("governance.api.urls")),

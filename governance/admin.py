@@ -10,19 +10,35 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 from guardian.shortcuts import get_groups_with_perms, get_perms_for_model, get_users_with_perms
-from simple_history.admin import SimpleHistoryAdmin
 
 from governance import duties, review_visibility, selectors, services
-from governance.errors import Denied, Reason, Refused
+from governance.admin_toolkit import (
+    OfferedModelChoiceField,
+    ReasonActionForm,
+    ServiceAddForm,
+    ServiceOnlyAdmin,
+    held_duties,
+    holds_duty,
+    is_governance_staff,
+    is_security,
+    may_manage_roles,
+    per_request,
+    run_per_object,
+    sees_all_assignments,
+)
+from governance.controls import services as control_services
+from governance.controls.admin import ControlForm, ControlledAdmin
+from governance.controls.registry import EVERYWHERE
+from governance.errors import Denied, Reason
 from governance.models import (
     AccessReview,
     AccessReviewItem,
@@ -38,167 +54,6 @@ from governance.models import (
 from governance.tasks import current_quarter
 
 User = get_user_model()
-
-
-# --- Who may do what: duties held now, read once per request ---------------------------------------
-
-
-def _per_request(request, name: str, compute):
-    """Memoise ``compute()`` on the request: the admin asks the same permission and visibility
-    questions many times while rendering one page, and each answer costs a query."""
-    attribute = f"_countersign_{name}"
-    if not hasattr(request, attribute):
-        setattr(request, attribute, compute())
-    return getattr(request, attribute)
-
-
-def _held(request) -> list[tuple[str, int | None, int]]:
-    """(duty, environment id, team id) the user holds now, read in one query."""
-    return _per_request(request, "duties", lambda: selectors.effective_duties(request.user))
-
-
-def holds_duty(request, duty: str, *, team: Team | None = None) -> bool:
-    return any(held == duty and (team is None or team_id == team.pk) for held, _, team_id in _held(request))
-
-
-def _may_manage_roles(request, team: Team | None = None) -> bool:
-    return request.user.is_superuser or holds_duty(request, duties.MANAGE_ROLES, team=team)
-
-
-def _is_security(request) -> bool:
-    return holds_duty(request, duties.SECURITY_APPROVE)
-
-
-def _sees_all_assignments(request) -> bool:
-    """Mirrors ``selectors.sees_all_assignments`` from the memoised duties (V2)."""
-    return request.user.is_superuser or _is_security(request) or holds_duty(request, duties.VIEW_AUDIT)
-
-
-def _is_governance_staff(request) -> bool:
-    """Staff who have business in the governance admin: role managers, security, audit viewers."""
-    user = request.user
-    return user.is_active and user.is_staff and (_sees_all_assignments(request) or _may_manage_roles(request))
-
-
-def _describe_refusal(refusal: Refused) -> str:
-    return "; ".join(f"{reason.code}: {reason.message}" for reason in refusal.reasons)
-
-
-def _describe_invalid(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
-    return " ".join(error.messages)
-
-
-def run_per_object(modeladmin, request, queryset, verb: str, call) -> None:
-    """Call a service for each selected object and report each outcome on its own, so one refusal
-    neither hides nor undoes the others (each service call is its own transaction)."""
-    for obj in queryset:
-        try:
-            call(obj)
-        except Refused as refusal:
-            modeladmin.message_user(request, f"{obj}: not {verb}. {_describe_refusal(refusal)}", messages.ERROR)
-        except ValidationError as error:
-            modeladmin.message_user(request, f"{obj}: not {verb}. {_describe_invalid(error)}", messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"{obj}: {verb}.", messages.SUCCESS)
-
-
-class ReasonActionForm(helpers.ActionForm):
-    """The changelist's action bar, with the reason that revoking (and optionally rejecting) needs."""
-
-    reason = forms.CharField(required=False, label="Reason (for revoke / reject):")
-
-
-class ServiceAddForm(forms.ModelForm):
-    """An add form whose validation is the service call itself.
-
-    ``clean()`` runs the service inside the admin's transaction: a ``Refused`` becomes one form
-    error per reason (code and message), a ``ValidationError`` becomes field errors, and in both
-    cases the service has written nothing. On success the created object is the form's instance,
-    so the admin has nothing left to save. ``actor`` is bound per request by the admin."""
-
-    actor = None
-
-    def perform(self, data):
-        raise NotImplementedError
-
-    def clean(self):
-        data = super().clean()
-        self.created = None
-        if self.errors:
-            return data
-        try:
-            self.created = self.perform(data)
-        except Refused as refusal:
-            for reason in refusal.reasons:
-                self.add_error(None, f"{reason.code}: {reason.message}")
-        except ValidationError as error:
-            if hasattr(error, "error_dict"):
-                for field, errors in error.error_dict.items():
-                    self.add_error(field if field in self.fields else None, errors)
-            else:
-                self.add_error(None, error)
-        return data
-
-    def _post_clean(self):
-        # The service validated and created the object: adopt it instead of building and
-        # validating a second, unsaved instance from the form data.
-        if getattr(self, "created", None) is not None:
-            self.instance = self.created
-
-
-class OfferedModelChoiceField(forms.ModelChoiceField):
-    """Lists only ``offered`` rows (what the actor may pick) but accepts any row of ``queryset``,
-    so a stale or forged choice reaches the service and is refused with its reason code
-    (``missing_duty``, ``self_grant``, ``not_team_member``) rather than a bare "invalid choice"."""
-
-    def __init__(self, queryset, *, offered, **kwargs):
-        self.offered = offered
-        super().__init__(queryset, **kwargs)
-
-    def _get_choices(self):
-        if hasattr(self, "_choices"):
-            return self._choices
-        choices = self.iterator(self)
-        choices.queryset = self.offered.all()
-        return choices
-
-    choices = property(_get_choices, forms.ChoiceField.choices.fset)
-
-
-class ServiceOnlyAdmin(SimpleHistoryAdmin):
-    """History without revert, and no deletion: every write goes through a service, and
-    simple-history's revert form would save a past version directly."""
-
-    def has_module_permission(self, request):
-        return _is_governance_staff(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _is_governance_staff(request)
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def delete_model(self, request, obj):
-        raise PermissionDenied
-
-    def delete_queryset(self, request, queryset):
-        raise PermissionDenied
-
-    def revert_disabled(self, request, obj=None):
-        return True
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if request.method == "POST":
-            raise PermissionDenied
-        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 # --- Role assignments ------------------------------------------------------------------------------
@@ -244,7 +99,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
     ]
 
     def visible(self, request):
-        return _per_request(request, "visible_assignments", lambda: selectors.assignments_visible_to(request.user))
+        return per_request(request, "visible_assignments", lambda: selectors.assignments_visible_to(request.user))
 
     def get_queryset(self, request):
         queryset = self.visible(request).all()
@@ -252,12 +107,12 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
         return queryset.order_by(*ordering) if ordering else queryset
 
     def has_view_permission(self, request, obj=None):
-        if not _is_governance_staff(request):
+        if not is_governance_staff(request):
             return False
         return obj is None or self.visible(request).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request):
-        return _may_manage_roles(request)
+        return may_manage_roles(request)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -265,7 +120,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
     def has_decide_permission(self, request):
         """Approve, reject and revoke are offered to those the services might allow (G4, G5);
         the services decide each grant."""
-        return _may_manage_roles(request) or _is_security(request)
+        return may_manage_roles(request) or is_security(request)
 
     def get_fields(self, request, obj=None):
         return self.add_fields if obj is None else self.detail_fields
@@ -334,7 +189,7 @@ class RoleAssignmentAdmin(ServiceOnlyAdmin):
 # --- Teams and environments: guardian's object-permission pages, read-only -----------------------
 
 
-class ReadOnlyObjectPermissionsAdmin(ServiceOnlyAdmin, GuardedModelAdmin):
+class ReadOnlyObjectPermissionsAdmin(ControlledAdmin, GuardedModelAdmin):
     """Guardian's "Object permissions" page lists who holds which duty on the object, but its
     forms are gone and its edit views answer 403: those rows are derived from role assignments
     and only ``governance.permissions.sync_permissions`` writes them (ARCHITECTURE principle 3)."""
@@ -400,51 +255,58 @@ class MembershipInline(admin.TabularInline):
         return super().get_queryset(request).select_related("user")
 
     def has_view_permission(self, request, obj=None):
-        return _is_governance_staff(request)
+        return is_governance_staff(request)
 
     def has_add_permission(self, request, obj=None):
-        return obj is not None and _may_manage_roles(request, obj)
+        return obj is not None and may_manage_roles(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        return obj is not None and _may_manage_roles(request, obj)
+        return obj is not None and may_manage_roles(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and _may_manage_roles(request, obj)
+        return obj is not None and may_manage_roles(request, obj)
 
 
 @admin.register(Team)
 class TeamAdmin(ReadOnlyObjectPermissionsAdmin):
+    """A team is a control (its time zone decides off-hours alerts, its on-call reviewers confirm
+    emergencies): changed through ``control_change``; its members through the membership services."""
+
+    control_kind = "governance.team"
     inlines = [MembershipInline]
     list_display = ["name", "slug", "time_zone"]
     search_fields = ["name", "slug"]
     fields = ["name", "slug", "time_zone", "on_call_reviewers"]
 
     def get_queryset(self, request):
-        if _sees_all_assignments(request):
+        if sees_all_assignments(request):
             return Team.objects.all()
         return selectors.teams_managed_by(request.user)
 
     def has_view_permission(self, request, obj=None):
         """Checked against the object too: simple-history shows stored versions of teams that
         ``get_queryset`` leaves out."""
-        if not _is_governance_staff(request):
+        if not is_governance_staff(request):
             return False
-        return obj is None or _sees_all_assignments(request) or _may_manage_roles(request, obj)
+        return obj is None or sees_all_assignments(request) or may_manage_roles(request, obj)
+
+    def has_add_permission(self, request):
+        """A new team concerns no team yet: superusers and security for all environments add it."""
+        user = request.user
+        return user.is_active and user.is_staff and (
+            user.is_superuser or control_services.holds_scope(user, EVERYWHERE, at=timezone.now()))
 
     def has_change_permission(self, request, obj=None):
-        """Superusers change the team; its managers change its members (the inline)."""
-        return _may_manage_roles(request, obj)
+        """Superusers, security and the team's managers propose changes to the team and its members."""
+        return may_manage_roles(request, obj) or super().has_change_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
-        # The on-call list has no service yet, so nobody edits it here.
-        return ["on_call_reviewers"] if request.user.is_superuser else self.fields
+        """Managers edit their team's members; the team itself is a control of administrators and
+        security (RULES.md K1, K6)."""
+        return [] if super().has_change_permission(request, obj) else self.fields
 
     def may_view_object_permissions(self, request, obj) -> bool:
-        return _sees_all_assignments(request) or _may_manage_roles(request, obj)
-
-    def save_model(self, request, obj, form, change):
-        if not change or form.has_changed():
-            services.team_save(actor=request.user, team=obj)
+        return sees_all_assignments(request) or may_manage_roles(request, obj)
 
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
@@ -453,8 +315,10 @@ class TeamAdmin(ReadOnlyObjectPermissionsAdmin):
     def save_formset(self, request, form, formset, change):
         """Stands in for the formset's own saving: each row goes through a membership service, and
         the outcome is recorded on the formset as Django would, for the admin's change log."""
-        team = form.instance
+        team = Team.objects.get(pk=form.instance.pk) if form.instance.pk else None
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if team is None:
+            return
         for member_form in formset.deleted_forms:
             if member_form.instance.pk:
                 services.membership_remove(actor=request.user, membership=member_form.instance)
@@ -476,6 +340,7 @@ class TeamAdmin(ReadOnlyObjectPermissionsAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(ReadOnlyObjectPermissionsAdmin):
+    control_kind = "governance.environment"
     list_display = ["name", "slug", "tier", "order", "time_zone"]
     list_filter = ["tier"]
     fields = ["name", "slug", "tier", "order", "time_zone"]
@@ -483,17 +348,14 @@ class EnvironmentAdmin(ReadOnlyObjectPermissionsAdmin):
     def may_view_object_permissions(self, request, obj) -> bool:
         """Who holds duties on an environment spans every team: only those who see every
         assignment (V2) see this list."""
-        return _sees_all_assignments(request)
-
-    def save_model(self, request, obj, form, change):
-        services.environment_save(actor=request.user, environment=obj)
+        return sees_all_assignments(request)
 
 
 # --- Roles and conflict rules ----------------------------------------------------------------------
 
 
-class RoleForm(forms.ModelForm):
-    duty_codes = forms.MultipleChoiceField(
+class RoleForm(ControlForm):
+    duties = forms.MultipleChoiceField(
         choices=duties.CHOICES, required=False, widget=forms.CheckboxSelectMultiple, label="Duties"
     )
 
@@ -504,11 +366,15 @@ class RoleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["duty_codes"].initial = list(self.instance.duties.values_list("duty", flat=True))
+            self.fields["duties"].initial = sorted(self.instance.duties.values_list("duty", flat=True))
+
+    def clean_duties(self):
+        return sorted(self.cleaned_data.get("duties") or [])
 
 
 @admin.register(Role)
-class RoleAdmin(ServiceOnlyAdmin):
+class RoleAdmin(ControlledAdmin):
+    control_kind = "governance.role"
     form = RoleForm
     list_display = ["name", "slug", "scope", "is_privileged", "duty_list"]
     prepopulated_fields = {"slug": ["name"]}
@@ -518,7 +384,7 @@ class RoleAdmin(ServiceOnlyAdmin):
 
     def get_fields(self, request, obj=None):
         base = ["name", "slug", "description", "scope", "is_privileged"]
-        return [*base, "duty_codes"] if self.has_change_permission(request, obj) else [*base, "duty_list"]
+        return [*base, "duties"] if self.has_change_permission(request, obj) else [*base, "duty_list"]
 
     def get_prepopulated_fields(self, request, obj=None):
         return self.prepopulated_fields if self.has_change_permission(request, obj) else {}
@@ -527,27 +393,13 @@ class RoleAdmin(ServiceOnlyAdmin):
     def duty_list(self, obj):
         return ", ".join(sorted(role_duty.duty for role_duty in obj.duties.all()))
 
-    def save_model(self, request, obj, form, change):
-        services.role_save(actor=request.user, role=obj, duty_codes=form.cleaned_data["duty_codes"])
-
-    def save_related(self, request, form, formsets, change):
-        """``role_save`` wrote the duties with the role."""
-
 
 @admin.register(ConflictRule)
-class ConflictRuleAdmin(ServiceOnlyAdmin):
+class ConflictRuleAdmin(ControlledAdmin):
+    control_kind = "governance.conflictrule"
     list_display = ["duty_a", "duty_b", "tier", "is_active", "description"]
     list_filter = ["is_active", "tier"]
     fields = ["duty_a", "duty_b", "tier", "description", "is_active"]
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser or _is_security(request)
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser or _is_security(request)
-
-    def save_model(self, request, obj, form, change):
-        services.conflict_rule_save(actor=request.user, rule=obj)
 
 
 # --- SoD exceptions --------------------------------------------------------------------------------
@@ -597,7 +449,7 @@ class SoDExceptionAdmin(ServiceOnlyAdmin):
     ]
 
     def visible(self, request):
-        return _per_request(request, "visible_sod_exceptions", lambda: sod_exceptions_visible_to(request.user))
+        return per_request(request, "visible_sod_exceptions", lambda: sod_exceptions_visible_to(request.user))
 
     def get_queryset(self, request):
         queryset = self.visible(request).all()
@@ -605,18 +457,18 @@ class SoDExceptionAdmin(ServiceOnlyAdmin):
         return queryset.order_by(*ordering) if ordering else queryset
 
     def has_view_permission(self, request, obj=None):
-        if not _is_governance_staff(request):
+        if not is_governance_staff(request):
             return False
         return obj is None or self.visible(request).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request):
-        return _may_manage_roles(request) or _is_security(request)
+        return may_manage_roles(request) or is_security(request)
 
     def has_change_permission(self, request, obj=None):
         return False
 
     def has_decide_permission(self, request):
-        return request.user.is_superuser or _is_security(request)
+        return request.user.is_superuser or is_security(request)
 
     def get_fields(self, request, obj=None):
         return self.add_fields if obj is None else self.detail_fields
@@ -632,7 +484,7 @@ class SoDExceptionAdmin(ServiceOnlyAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":
             offered = User.objects.filter(is_active=True).order_by("username")
-            if not (request.user.is_superuser or _is_security(request)):
+            if not (request.user.is_superuser or is_security(request)):
                 offered = selectors.members_grantable_by(request.user)
             return super().formfield_for_foreignkey(
                 db_field, request, form_class=OfferedModelChoiceField,
@@ -686,10 +538,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return queryset if request.user.is_superuser else queryset.filter(user_id=request.user.pk)
 
     def has_module_permission(self, request):
-        return _is_governance_staff(request)
+        return is_governance_staff(request)
 
     def has_view_permission(self, request, obj=None):
-        return _is_governance_staff(request) and (
+        return is_governance_staff(request) and (
             obj is None or request.user.is_superuser or obj.user_id == request.user.pk
         )
 
@@ -711,20 +563,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         run_per_object(
             self, request, queryset, "revoked", lambda token: services.api_token_revoke(actor=request.user, token=token)
         )
-
-
-# --- Accounts: permissions are derived, never hand-edited -------------------------------------------
-
-
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class AccountAdmin(UserAdmin):
-    """Django's user admin, minus hand-edited permissions and groups: duty permissions are derived
-    from role assignments by ``sync_permissions`` alone, so granting one here would bypass SoD."""
-
-    readonly_fields = ["user_permissions", "groups", "last_login", "date_joined"]
 
 
 # --- Access reviews (A1–A3) ------------------------------------------------------------------------
@@ -753,11 +591,11 @@ class AccessReviewStartForm(ServiceAddForm):
 
 def _may_start_reviews(request) -> bool:
     """Mirrors ``access_review_start``'s check, for offering the button; the service decides."""
-    return request.user.is_superuser or _is_security(request) or holds_duty(request, duties.REVIEW_ACCESS)
+    return request.user.is_superuser or is_security(request) or holds_duty(request, duties.REVIEW_ACCESS)
 
 
 def _visible_review_items(request):
-    return _per_request(
+    return per_request(
         request, "visible_review_items", lambda: review_visibility.review_items_visible_to(request.user)
     )
 
@@ -766,7 +604,7 @@ def _refuse_close(request, review: AccessReview) -> None:
     """``access_review_close`` takes any actor, so the admin applies the starting rule to closing:
     a superuser, security, or review_access in the campaign's team (every-team campaigns: the
     first two only)."""
-    if request.user.is_superuser or _is_security(request):
+    if request.user.is_superuser or is_security(request):
         return
     if review.team_id is not None and holds_duty(request, duties.REVIEW_ACCESS, team=review.team):
         return
@@ -792,7 +630,7 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
     ]
 
     def visible(self, request):
-        return _per_request(
+        return per_request(
             request, "visible_reviews", lambda: review_visibility.access_reviews_visible_to(request.user)
         )
 
@@ -805,7 +643,7 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
         return queryset.order_by(*ordering) if ordering else queryset
 
     def has_view_permission(self, request, obj=None):
-        if not _is_governance_staff(request):
+        if not is_governance_staff(request):
             return False
         return obj is None or self.visible(request).filter(pk=obj.pk).exists()
 
@@ -835,9 +673,9 @@ class AccessReviewAdmin(ServiceOnlyAdmin):
         return type(form.__name__, (form,), {"actor": request.user})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "team" and not (request.user.is_superuser or _is_security(request)):
+        if db_field.name == "team" and not (request.user.is_superuser or is_security(request)):
             kwargs["queryset"] = Team.objects.filter(
-                pk__in=[team_id for duty, _, team_id in _held(request) if duty == duties.REVIEW_ACCESS]
+                pk__in=[team_id for duty, _, team_id in held_duties(request) if duty == duties.REVIEW_ACCESS]
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -943,7 +781,7 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
         return queryset.order_by(*ordering) if ordering else queryset
 
     def has_view_permission(self, request, obj=None):
-        if not _is_governance_staff(request):
+        if not is_governance_staff(request):
             return False
         return obj is None or self.visible(request).filter(pk=obj.pk).exists()
 
@@ -955,7 +793,7 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
 
     def has_decide_permission(self, request):
         """Offered to managers and security; the service decides each item."""
-        return _may_manage_roles(request) or _is_security(request)
+        return may_manage_roles(request) or is_security(request)
 
     @admin.display(description="Grantee", ordering="assignment__user__username")
     def grantee(self, item):
@@ -1001,3 +839,8 @@ class AccessReviewItemAdmin(ServiceOnlyAdmin):
             lambda item: services.access_review_item_decide(actor=request.user, item=item, decision="revoke",
                                                             comment=comment),
         )
+
+
+# Accounts, notification channels and scheduled tasks register their admin pages in their own modules.
+from governance import accounts_admin as _accounts_admin  # noqa: E402,F401
+from governance.controls import alerting_admin as _alerting_admin  # noqa: E402,F401

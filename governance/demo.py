@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from governance import seeds, services
+from governance.controls.services import control_change
 from governance.models import ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 
 PASSWORD = "countersign-demo"  # the published demo personas' password (README)  # nosec B105
@@ -36,7 +37,7 @@ GRANTS = [
     ("rev", "reviewer", "payments", ["staging", "production"]),
     ("rev2", "reviewer", "payments", ["staging", "production"]),
     ("ops", "operations", "payments", ["staging", "production"]),
-    ("auditor", "compliance", "payments", [None]),
+    ("auditor", "compliance", "payments", [None]),  # privileged (K6): mgr requests, sec approves
     ("idev", "developer", "identity", ALL_ENVS),
 ]
 
@@ -49,12 +50,15 @@ def seed_governance() -> dict:
                                     is_superuser=True, source="seed_demo")
     teams = {}
     for slug, name, tz in TEAMS:
-        teams[slug] = Team.objects.filter(slug=slug).first() or services.team_save(
-            actor=admin, team=Team(slug=slug, name=name, time_zone=tz))
+        if not Team.objects.filter(slug=slug).exists():
+            control_change(actor=admin, kind="governance.team", values={"slug": slug, "name": name, "time_zone": tz})
+        teams[slug] = Team.objects.get(slug=slug)
     envs = {}
     for slug, name, tier, order in ENVIRONMENTS:
-        envs[slug] = Environment.objects.filter(slug=slug).first() or services.environment_save(
-            actor=admin, environment=Environment(slug=slug, name=name, tier=tier, order=order))
+        if not Environment.objects.filter(slug=slug).exists():
+            control_change(actor=admin, kind="governance.environment",
+                           values={"slug": slug, "name": name, "tier": tier, "order": order})
+        envs[slug] = Environment.objects.get(slug=slug)
     people = {}
     for username, team, is_staff, is_manager in PEOPLE:
         people[username] = services.user_provision(

@@ -43,5 +43,5 @@ class InvalidState(Refused):
     status_code = 409
     detail = "The object's state does not allow this action."
 
-    def __init__(self, message: str):
-        super().__init__(Reason("invalid_state", message))
+    def __init__(self, message: str, *, code: str = "invalid_state"):
+        super().__init__(Reason(code, message))

@@ -329,3 +329,59 @@ class AccessReviewItem(models.Model):
 
     def __str__(self):
         return f"Review item #{self.pk}"
+
+
+class ControlChange(models.Model):
+    """One change to a control (RULES.md section 8): what it was, what it becomes, who proposed it
+    and, for a weakening change, who approved it. Every control change has a row, applied at once
+    (strengthening or neutral) or held ``pending`` until a second person decides (K3). Written only
+    by ``governance.controls``; the chain carries the same values in its ``control.*`` events."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+        WITHDRAWN = "withdrawn"
+        EXPIRED = "expired"
+
+    class Operation(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+
+    kind = models.CharField(max_length=64, help_text="The control's kind, e.g. releases.approvalpolicy.")
+    operation = models.CharField(max_length=8, choices=Operation.choices)
+    target_id = models.CharField(max_length=64, blank=True, help_text="Empty until a proposed creation is applied.")
+    target_repr = models.CharField(max_length=255)
+    scope = models.JSONField(default=dict, help_text="Environments (slugs), everywhere, team: whose duty decides.")
+    subject = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The account the change concerns, who may not approve it.",
+    )
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    sealed_after = models.JSONField(
+        default=dict, blank=True,
+        help_text="Secret values the change applies (a channel's HMAC key): kept to apply, never shown or chained.",
+    )
+    changed = models.JSONField(default=list, help_text="The fields whose values differ.")
+    weakening = models.JSONField(default=list, help_text="Why the change weakens the control: [{field, message}].")
+    status = models.CharField(max_length=10, choices=Status.choices, db_index=True)
+    proposed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        indexes = [models.Index(fields=["kind", "target_id", "status"], name="control_change_target")]
+
+    def __str__(self):
+        return f"Control change #{self.pk}: {self.operation} {self.target_repr}"
+
+    @property
+    def is_weakening(self) -> bool:
+        return bool(self.weakening)

@@ -7,7 +7,7 @@ ROLES = [
     ("security", "Security", "environment_or_all", True, ["approve", "security_approve", "view_audit"]),
     ("operations", "Operations", "environment", False, ["deploy"]),
     ("manager", "Manager", "team", True, ["manage_roles", "review_access"]),
-    ("compliance", "Compliance", "global", False, ["view_audit", "export_evidence"]),
+    ("compliance", "Compliance", "global", True, ["view_audit", "export_evidence"]),
 ]
 RULES = [
     ("submit", "deploy", "production", "Whoever writes a change may not deploy it to production."),

@@ -40,6 +40,25 @@ def has_duty(user, duty: str, *, environment=None, team=None, at=None) -> bool:
     ).exists()
 
 
+def has_duty_everywhere(user, duty: str, *, at=None) -> bool:
+    """Does ``user`` hold ``duty`` through a grant for every environment (K6: powers that span all
+    environments need such a grant; one environment's grant counts only there)?"""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    at = at or timezone.now()
+    return RoleAssignment.objects.filter(
+        _in_force(at), user_id=user.pk, environment__isnull=True, role__duties__duty=duty
+    ).exists()
+
+
+def has_duty_for(user, duty: str, environment: Environment | None, *, at=None) -> bool:
+    """K6: the duty for this environment (its own grant or an every-environment one); for what
+    concerns no single environment (``None``), an every-environment grant."""
+    if environment is None:
+        return has_duty_everywhere(user, duty, at=at)
+    return has_duty(user, duty, environment=environment, at=at)
+
+
 def duty_holders(duty: str, *, environment=None, team=None, at=None) -> QuerySet:
     """Active users who hold ``duty`` for the scope."""
     holder_ids = duty_assignments(duty, environment=environment, team=team, at=at).values("user_id")

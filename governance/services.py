@@ -29,7 +29,7 @@ from governance.models import (
     Team,
 )
 from governance.permissions import sync_permissions
-from governance.selectors import has_duty, is_member
+from governance.selectors import has_duty, has_duty_for, is_member
 
 Status = RoleAssignment.Status
 
@@ -274,10 +274,11 @@ def _grant_approver_reasons(actor, assignment: RoleAssignment, at) -> list[Reaso
         reasons.append(
             Reason("four_eyes_grant", "A privileged grant must be approved by someone other than its requester and grantee.")
         )
-    if not (_can_administer_grants(actor, assignment.team, at) or has_duty(actor, duties.SECURITY_APPROVE, at=at)):
-        reasons.append(
-            Reason("missing_duty", f"Approving needs manage_roles in team {assignment.team.slug} or security_approve.")
-        )
+    if not (_can_administer_grants(actor, assignment.team, at)
+            or has_duty_for(actor, duties.SECURITY_APPROVE, assignment.environment, at=at)):
+        where = assignment.environment.slug if assignment.environment_id else "all environments"
+        reasons.append(Reason(
+            "missing_duty", f"Approving needs manage_roles in team {assignment.team.slug} or security_approve for {where}."))
     return reasons
 
 
@@ -459,8 +460,9 @@ def sod_exception_approve(*, actor, exception: SoDException, at: datetime | None
         reasons.append(
             Reason("four_eyes_exception", "An exception is approved by someone other than its holder and requester.")
         )
-    if not has_duty(actor, duties.SECURITY_APPROVE, at=at):
-        reasons.append(Reason("missing_duty", "Approving an SoD exception needs security_approve."))
+    if not has_duty_for(actor, duties.SECURITY_APPROVE, exception.environment, at=at):
+        where = exception.environment.slug if exception.environment_id else "all environments"
+        reasons.append(Reason("missing_duty", f"Approving an SoD exception needs security_approve for {where}."))
     if reasons:
         raise Denied(reasons)
     exception.status = SoDException.Status.ACTIVE
@@ -502,53 +504,7 @@ def sod_exception_revoke(*, actor, exception: SoDException, reason: str, at: dat
     return exception
 
 
-# --- Organisation: teams, environments, memberships, roles, rules (admin-managed) --------------
-
-
-def _require_superuser(actor, what: str) -> None:
-    if not actor.is_superuser:
-        raise Denied(Reason("missing_duty", f"Only administrators may change {what}."))
-
-
-def _field_changes(instance, fields) -> dict:
-    return {f: getattr(instance, f) for f in fields}
-
-
-@transaction.atomic
-def team_save(*, actor, team: Team) -> Team:
-    _require_superuser(actor, "teams")
-    created = team.pk is None
-    team.full_clean()
-    team.save()
-    audit.record(
-        "team.created" if created else "team.updated",
-        actor=actor,
-        target=team,
-        team=team.slug,
-        data=_field_changes(team, ["name", "slug", "time_zone"]),
-    )
-    return team
-
-
-@transaction.atomic
-def environment_save(*, actor, environment: Environment) -> Environment:
-    """Create or change an environment. Holders of every-environment grants gain its permissions."""
-    _require_superuser(actor, "environments")
-    created = environment.pk is None
-    environment.full_clean()
-    environment.save()
-    audit.record(
-        "environment.created" if created else "environment.updated",
-        actor=actor,
-        target=environment,
-        environment=environment.slug,
-        data=_field_changes(environment, ["name", "slug", "tier", "order", "time_zone"]),
-    )
-    if created:
-        holders = RoleAssignment.objects.active().filter(environment__isnull=True).values("user_id")
-        for user in get_user_model().objects.filter(pk__in=holders):
-            sync_permissions(user)
-    return environment
+# --- Organisation: memberships (teams, environments, roles and rules are controls) ----------------
 
 
 @transaction.atomic
@@ -587,54 +543,17 @@ def membership_remove(*, actor, membership: Membership) -> None:
     membership.delete()
 
 
-@transaction.atomic
-def role_save(*, actor, role: Role, duty_codes: list[str]) -> Role:
-    _require_superuser(actor, "roles")
-    unknown = set(duty_codes) - set(duties.ALL)
-    if unknown:
-        raise ValidationError({"duties": [f"Unknown duties: {', '.join(sorted(unknown))}."]})
-    created = role.pk is None
-    role.full_clean()
-    role.save()
-    role.duties.exclude(duty__in=duty_codes).delete()
-    existing = set(role.duties.values_list("duty", flat=True))
-    role.duties.model.objects.bulk_create([role.duties.model(role=role, duty=d) for d in duty_codes if d not in existing])
-    audit.record(
-        "role.created" if created else "role.updated",
-        actor=actor,
-        target=role,
-        data={"slug": role.slug, "scope": role.scope, "privileged": role.is_privileged, "duties": sorted(duty_codes)},
-    )
-    holders = RoleAssignment.objects.filter(role=role, status=Status.ACTIVE).values("user_id")
-    for user in get_user_model().objects.filter(pk__in=holders):
-        sync_permissions(user)
-    return role
-
-
-@transaction.atomic
-def conflict_rule_save(*, actor, rule: ConflictRule) -> ConflictRule:
-    if not (_is_administrator(actor) or has_duty(actor, duties.SECURITY_APPROVE)):
-        raise Denied(Reason("missing_duty", "Changing conflict rules needs security_approve or an administrator."))
-    created = rule.pk is None
-    rule.full_clean()
-    rule.save()
-    audit.record(
-        "conflict_rule.created" if created else "conflict_rule.updated",
-        actor=actor,
-        target=rule,
-        data=_field_changes(rule, ["duty_a", "duty_b", "tier", "is_active"]),
-    )
-    return rule
-
-
 # --- API tokens ----------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def api_token_create(*, actor, user, name: str = "", expires_days: int | None = None) -> tuple[ApiToken, str]:
+def api_token_create(*, actor, user, name: str = "", expires_days: int | None = None,
+                     source: str = "") -> tuple[ApiToken, str]:
     """Issue a key for ``user``; the key is returned once and only its hash is stored."""
-    if actor is not None and actor.pk != user.pk and not actor.is_superuser:
-        raise Denied(Reason("missing_duty", "Only administrators issue keys for other people."))
+    if actor is not None and actor.pk != user.pk:
+        # A key acts as its user: issuing one for someone else is acting as them (K5). Operators
+        # issue pipeline keys with the `create_api_token` command (recorded with no actor).
+        raise Denied(Reason("four_eyes_control", "Nobody issues API keys for another person; they issue their own."))
     days = settings.COUNTERSIGN_API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
     if days <= 0:
         raise ValidationError({"expires_days": ["A key must live at least one day."]})
@@ -647,7 +566,8 @@ def api_token_create(*, actor, user, name: str = "", expires_days: int | None = 
         expires_at=timezone.now() + timedelta(days=days),
     )
     audit.record(
-        "api_token.created", actor=actor, target=token, data={"user": user.username, "expires_at": token.expires_at}
+        "api_token.created", actor=actor, target=token,
+        data={"user": user.username, "expires_at": token.expires_at, "source": source},
     )
     return token, key
 
@@ -715,10 +635,11 @@ def user_provision(*, username: str, password: str, email: str = "", is_staff: b
     user = users.objects.filter(username=username).first()
     if user is not None:
         return user
-    if is_superuser:
-        user = users.objects.create_superuser(username=username, email=email, password=password)
-    else:
-        user = users.objects.create_user(username=username, email=email, password=password, is_staff=is_staff)
+    user = users(username=username, email=users.objects.normalize_email(email), is_staff=is_staff or is_superuser,
+                 is_superuser=is_superuser)
+    user.set_password(password)
+    user._countersign_control_change = True  # recorded below, as the seed's provisioning
+    user.save()
     audit.record("user.provisioned", actor=None, target=user,
                  data={"username": username, "is_staff": is_staff, "is_superuser": is_superuser, "source": source})
     return user

@@ -3,6 +3,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from governance import creep, services
+from governance.controls.services import control_changes_expire_due
 
 
 def current_quarter(at=None) -> str:
@@ -13,6 +14,11 @@ def current_quarter(at=None) -> str:
 @shared_task(acks_late=True, ignore_result=True)
 def expire_grants() -> int:
     return services.role_assignments_expire_due()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def expire_control_proposals() -> int:
+    return control_changes_expire_due()
 
 
 @shared_task(acks_late=True, ignore_result=True)

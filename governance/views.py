@@ -9,14 +9,17 @@ No page needs JavaScript. Routed from ``releases/urls.py``, the portal's URLconf
 from dataclasses import dataclass
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from governance import services
+from governance import accounts, services
 from governance.errors import Reason, Refused
 from governance.forms import ReviewDecisionForm
 from governance.models import AccessReviewItem
@@ -105,3 +108,37 @@ def access_review_item_decide(request, pk: int):
     else:
         messages.success(request, f"You kept {_describe(item)}.")
     return redirect("releases:access_reviews")
+
+
+# --- Passwords (RULES.md K5): each person sets their own, and that is recorded ------------------------
+
+
+class OwnPasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's "change password" page for one's own account, recorded on the trail."""
+
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("admin:password_change_done")
+
+    def get_context_data(self, **kwargs):
+        from django.contrib import admin
+
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
+
+    def form_valid(self, form):
+        accounts.password_set_by_owner(user=self.request.user, password=form.cleaned_data["new_password1"],
+                                       via="password change (current password confirmed)")
+        self.request.user.refresh_from_db()
+        update_session_auth_hash(self.request, self.request.user)
+        return redirect(self.get_success_url())
+
+
+class ResetLinkConfirmView(auth_views.PasswordResetConfirmView):
+    """The page a one-time reset link opens: the owner sets their password, recorded on the trail."""
+
+    template_name = "registration/reset_link_confirm.html"
+    success_url = reverse_lazy("password_reset_complete")
+
+    def form_valid(self, form):
+        accounts.password_set_by_owner(user=self.user, password=form.cleaned_data["new_password1"], via="reset link")
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        return redirect(self.get_success_url())

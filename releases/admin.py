@@ -1,8 +1,8 @@
 """The releases admin: a client of ``releases.services`` (STYLE.md point 6).
 
-Nothing here writes a governed model. Approval policies and freeze windows are edited by superusers
-and security (``security_approve``) through ``approval_policy_save`` / ``freeze_window_save``, called
-while the form validates so that a refusal becomes form errors and nothing is written. Change
+Nothing here writes a governed model. Approval policies and freeze windows are controls, changed
+through ``governance.controls`` while the form validates (a refusal becomes form errors and nothing
+is written; a weakening change waits for a second person). Change
 requests, their approvals and deployments are read-only records here: their lifecycle belongs to the
 portal and the API, and the one verb offered (cancel) calls ``change_request_cancel``. Who sees what
 follows RULES.md V1 and V4: the change lists come from ``releases.selectors``; superusers see
@@ -12,11 +12,11 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets, unquote
-from django.forms.models import construct_instance
 from django.shortcuts import get_object_or_404
 
 from governance import duties
-from governance.admin import ServiceAddForm, ServiceOnlyAdmin, holds_duty, run_per_object
+from governance.admin_toolkit import ServiceOnlyAdmin, holds_duty, run_per_object
+from governance.controls.admin import ControlledAdmin
 from governance.models import Membership
 from releases import selectors, services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
@@ -37,52 +37,11 @@ def _sees_changes(request) -> bool:
     return request._countersign_is_member
 
 
-def _may_edit_policies(request) -> bool:
-    """Mirrors the check of ``approval_policy_save`` and ``freeze_window_save``."""
-    user = request.user
-    return user.is_active and user.is_staff and (user.is_superuser or holds_duty(request, duties.SECURITY_APPROVE))
-
-
-# --- Approval policies and freeze windows: edited through their services -----------------------------
-
-
-class ServiceSaveForm(ServiceAddForm):
-    """An add *or change* form whose validation is the service call: the edited instance (built from
-    the form as Django would) goes to ``save_through_service``; an unchanged form calls nothing, so
-    saving it records no event."""
-
-    def perform(self, data):
-        if self.instance.pk and not self.has_changed():
-            return self.instance
-        instance = construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
-        return self.save_through_service(instance, data)
-
-    def save_through_service(self, instance, data):
-        raise NotImplementedError
-
-
-class ApprovalPolicyForm(ServiceSaveForm):
-    class Meta:
-        model = ApprovalPolicy
-        fields = "__all__"
-
-    def save_through_service(self, instance, data):
-        return services.approval_policy_save(actor=self.actor, policy_obj=instance)
-
-
-class FreezeWindowForm(ServiceSaveForm):
-    class Meta:
-        model = FreezeWindow
-        fields = ["name", "environments", "starts_at", "ends_at", "reason"]
-
-    def save_through_service(self, instance, data):
-        return services.freeze_window_save(actor=self.actor, window=instance, environments=data["environments"])
-
-
-class ServiceSavedAdmin(ServiceOnlyAdmin):
-    """Seen by staff who see changes; added and changed only by superusers and security; never deleted
-    (a freeze window is ended by moving its end). The form's service call has written everything by
-    the time the admin would save, so the admin's own saving steps do nothing."""
+class ReleaseControlAdmin(ControlledAdmin):
+    """Approval policies and freeze windows are controls (RULES.md section 8): seen by staff who see
+    changes, proposed by superusers and security, changed only through ``control_change`` (weakening
+    changes wait for a second person with security_approve for the environments concerned), never
+    deleted (a freeze window is ended by moving its end, which is itself a proposal)."""
 
     def has_module_permission(self, request):
         return _sees_changes(request)
@@ -90,29 +49,14 @@ class ServiceSavedAdmin(ServiceOnlyAdmin):
     def has_view_permission(self, request, obj=None):
         return _sees_changes(request)
 
-    def has_add_permission(self, request):
-        return _may_edit_policies(request)
-
-    def has_change_permission(self, request, obj=None):
-        return _may_edit_policies(request)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": request.user})
-
-    def save_form(self, request, form, change):
-        return form.instance
-
-    def save_model(self, request, obj, form, change):
-        """The service wrote the object while the form validated."""
-
-    def save_related(self, request, form, formsets, change):
-        """The service wrote the related rows (a freeze window's environments) with the object."""
+    def _may_propose_somewhere(self, request) -> bool:
+        user = request.user
+        return user.is_active and user.is_staff and (user.is_superuser or holds_duty(request, duties.SECURITY_APPROVE))
 
 
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(ServiceSavedAdmin):
-    form = ApprovalPolicyForm
+class ApprovalPolicyAdmin(ReleaseControlAdmin):
+    control_kind = "releases.approvalpolicy"
     list_display = [
         "environment", "min_approvals", "min_security_approvals", "high_risk_security_approvals",
         "team_reviewer_required", "approval_ttl_hours", "require_prior_environment", "require_interactive_signoff",
@@ -136,8 +80,8 @@ class ApprovalPolicyAdmin(ServiceSavedAdmin):
 
 
 @admin.register(FreezeWindow)
-class FreezeWindowAdmin(ServiceSavedAdmin):
-    form = FreezeWindowForm
+class FreezeWindowAdmin(ReleaseControlAdmin):
+    control_kind = "releases.freezewindow"
     list_display = ["name", "environment_list", "starts_at", "ends_at", "created_by"]
     list_select_related = ["created_by"]
     list_filter = ["environments"]

@@ -8,7 +8,9 @@ from datetime import datetime, time, timedelta, timezone as dt_timezone
 
 from django.utils import timezone
 
+from governance.controls.services import control_change, control_change_approve
 from governance.demo import seed_governance
+from governance.models import ControlChange
 from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
 
@@ -45,9 +47,12 @@ def seed_demo() -> None:
     for slug, knobs in POLICIES.items():
         if not ApprovalPolicy.objects.filter(environment=envs[slug]).exists():
             extra = {"require_prior_environment": envs["staging"]} if slug == "production" else {}
-            services.approval_policy_save(
-                actor=admin, policy_obj=ApprovalPolicy(environment=envs[slug], **knobs, **extra)
-            )
+            # The administrator proposes; where a policy asks less than the default one (no approval in
+            # development, auto-approval in staging), security is the second person (RULES.md K3).
+            change = control_change(actor=admin, kind="releases.approvalpolicy",
+                                    values={"environment": envs[slug], **knobs, **extra})
+            if change.status == ControlChange.Status.PENDING:
+                control_change_approve(actor=people["sec"], change=change, comment="Demo policy.")
     if ChangeRequest.objects.filter(title=MARKER).exists():
         return
     dev, dev2, rev, rev2, ops = (people[u] for u in ("dev", "dev2", "rev", "rev2", "ops"))

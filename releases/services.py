@@ -21,7 +21,7 @@ from governance.errors import Denied, InvalidState, Reason
 from governance.models import Environment, RoleAssignment, Team
 from governance.selectors import has_duty, is_member
 from releases import anomalies, policy, states
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
+from releases.models import Approval, ChangeRequest, Deployment
 from releases.selectors import change_request_for_decision, policy_context
 
 S = ChangeRequest.State
@@ -470,61 +470,6 @@ def change_request_review_pir(
     _record("change_request.pir_completed", cr, actor=actor, at=at, from_state=cr.state,
             overdue=at > cr.pir_due_at)
     return cr
-
-
-# --- Policies and freeze windows (admin-managed by superusers and security) ----------------------
-
-
-def _require_policy_admin(actor) -> None:
-    if not (actor.is_superuser or has_duty(actor, duties.SECURITY_APPROVE)):
-        raise Denied(Reason("missing_duty", "Changing policies and freeze windows needs security_approve."))
-
-
-@transaction.atomic
-def approval_policy_save(*, actor, policy_obj: ApprovalPolicy) -> ApprovalPolicy:
-    _require_policy_admin(actor)
-    errors = {}
-    if policy_obj.require_prior_environment_id and policy_obj.require_prior_environment_id == policy_obj.environment_id:
-        errors["require_prior_environment"] = ["An environment cannot require itself first."]
-    if (policy_obj.deploy_window_start is None) != (policy_obj.deploy_window_end is None):
-        errors["deploy_window_end"] = ["Give both ends of the deploy window, or neither."]
-    days = [d.strip() for d in policy_obj.deploy_weekdays.split(",") if d.strip()]
-    if any(not d.isdigit() or not 1 <= int(d) <= 7 for d in days):
-        errors["deploy_weekdays"] = ["Use ISO weekdays 1 (Monday) to 7 (Sunday), comma-separated."]
-    if errors:
-        raise ValidationError(errors)
-    created = policy_obj.pk is None
-    policy_obj.full_clean()
-    policy_obj.save()
-    audit.record(
-        "approval_policy.created" if created else "approval_policy.updated",
-        actor=actor,
-        target=policy_obj,
-        environment=policy_obj.environment.slug,
-        data={f.name: getattr(policy_obj, f.attname) for f in policy_obj._meta.concrete_fields if f.name != "id"},
-    )
-    return policy_obj
-
-
-@transaction.atomic
-def freeze_window_save(*, actor, window: FreezeWindow, environments) -> FreezeWindow:
-    _require_policy_admin(actor)
-    if window.starts_at is not None and window.ends_at is not None and window.ends_at <= window.starts_at:
-        raise ValidationError({"ends_at": ["A freeze window ends after it starts."]})
-    created = window.pk is None
-    if created:
-        window.created_by = actor
-    window.full_clean(exclude=["environments"])
-    window.save()
-    window.environments.set(environments)
-    audit.record(
-        "freeze_window.created" if created else "freeze_window.updated",
-        actor=actor,
-        target=window,
-        data={"name": window.name, "starts_at": window.starts_at, "ends_at": window.ends_at,
-              "environments": sorted(e.slug for e in environments), "reason": window.reason},
-    )
-    return window
 
 
 @transaction.atomic

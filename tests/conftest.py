@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.forms import ModelMultipleChoiceField, MultipleChoiceField
 from django.contrib.messages import get_messages
 from django.db import connection, transaction
 from django.test import Client
@@ -84,6 +85,35 @@ def messages_in():
         return [str(message) for message in get_messages(response.wsgi_request)]
 
     return read
+
+
+@pytest.fixture
+def form_data():
+    """POST data that re-submits an admin change page as rendered: the main form's values and every
+    inline formset (management form included). Edit the dict, then post it."""
+
+    def build(response) -> dict:
+        data = {"_save": "Save"}
+
+        def add(form):
+            for name in form.fields:
+                value = form[name].value()
+                if isinstance(value, bool):
+                    if value:
+                        data[form.add_prefix(name)] = "on"
+                elif isinstance(form.fields[name], (MultipleChoiceField, ModelMultipleChoiceField)):
+                    data[form.add_prefix(name)] = list(value or [])  # a browser sends nothing for none
+                else:
+                    data[form.add_prefix(name)] = "" if value is None else value
+
+        add(response.context["adminform"].form)
+        for inline in response.context["inline_admin_formsets"]:
+            add(inline.formset.management_form)
+            for form in inline.formset.forms:
+                add(form)
+        return data
+
+    return build
 
 
 @pytest.fixture

@@ -90,30 +90,3 @@ def nothing_written(db):
         assert _written_state() == before
 
     return guard
-
-
-@pytest.fixture
-def form_data():
-    """POST data that re-submits an admin change page as rendered: the main form's values and every
-    inline formset (management form included). Edit the dict, then post it."""
-
-    def build(response) -> dict:
-        data = {"_save": "Save"}
-
-        def add(form):
-            for name in form.fields:
-                value = form[name].value()
-                if isinstance(value, bool):
-                    if value:
-                        data[form.add_prefix(name)] = "on"
-                else:
-                    data[form.add_prefix(name)] = "" if value is None else value
-
-        add(response.context["adminform"].form)
-        for inline in response.context["inline_admin_formsets"]:
-            add(inline.formset.management_form)
-            for form in inline.formset.forms:
-                add(form)
-        return data
-
-    return build

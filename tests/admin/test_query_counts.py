@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import audit
+from tests.factories import set_control
 from governance import services
-from governance.models import Membership, RoleAssignment, Team
+from governance.models import Membership, RoleAssignment
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +26,8 @@ def queries_for(client, path, params=None) -> tuple[int, object]:
 @pytest.fixture
 def platform(demo):
     """A fresh team whose staff manager, ``lead``, sees only its grants (their own included)."""
-    team = services.team_save(actor=demo.admin, team=Team(name="Platform", slug="platform"))
-    lead = get_user_model().objects.create_user(username="lead", is_staff=True)
+    team = set_control(by=demo.admin, kind="governance.team", name="Platform", slug="platform")
+    lead = services.user_provision(username="lead", password="x", is_staff=True, source="tests")
     services.membership_set(actor=demo.admin, team=team, user=lead, is_manager=True)
     services.role_assignment_bootstrap(
         user=lead, role=demo.roles["manager"], team=team, justification="first platform manager",

@@ -3,7 +3,6 @@ service's, every refusal carries its reason codes and writes nothing (RULES.md G
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -71,7 +70,7 @@ def test_a_user_who_is_not_staff_cannot_reach_the_admin(demo, as_user, url):
 
 
 def test_staff_status_without_a_duty_shows_nothing(demo, as_user, url):
-    clerk = get_user_model().objects.create_user(username="clerk", is_staff=True)
+    clerk = services.user_provision(username="clerk", password="x", is_staff=True, source="tests")
     client = as_user(clerk)
 
     index = client.get(url("index"))

@@ -119,7 +119,7 @@ def test_staff_who_see_changes_find_releases_on_the_admin_index(demo, signed_in,
 
 
 def test_staff_without_a_team_or_audit_duty_have_no_releases_admin(demo, signed_in, django_user_model):
-    outsider = django_user_model.objects.create_user(username="outsider", password="x", is_staff=True)
+    outsider = governance_services.user_provision(username="outsider", password="x", is_staff=True, source="tests")
 
     assert signed_in(outsider).get(CHANGELIST).status_code == 403
 

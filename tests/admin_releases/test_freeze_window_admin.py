@@ -1,13 +1,20 @@
-"""Freeze windows in the admin (C6): security declares them, with their environments, through
-``freeze_window_save``; an impossible window is a form error; a window ends by moving its end."""
+"""Freeze windows in the admin (C6): controls (RULES.md section 8). Security declares them, with their
+environments, through ``control_change``; an impossible window is a form error; a window is ended
+by moving its end, which weakens it, so a second person approves that."""
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from releases import services
+from governance.models import ControlChange
 from releases.models import FreezeWindow
 from tests.admin_releases.shortcuts import admin_url, last_event
+from tests.factories import set_control
+
+
+def freeze(demo, name, starts_at, ends_at, environments):
+    return set_control(by=demo.sec, kind="releases.freezewindow", name=name, starts_at=starts_at, ends_at=ends_at,
+                       environments=environments)
 
 
 def window_form(name, environments, starts_at, ends_at, reason="") -> dict:
@@ -41,10 +48,11 @@ def test_security_declares_a_freeze_window_for_two_environments(demo, signed_in,
     assert set(window.environments.all()) == {demo.staging, demo.production}
     assert (window.starts_at, window.ends_at) == (start, start + timedelta(days=3))
     assert window.created_by == demo.sec
-    event = last_event("freeze_window.created")
+    event = last_event("control.changed")
     assert event.actor == demo.sec
-    assert event.data["environments"] == ["production", "staging"]
-    assert event.data["reason"] == "Trading peak."
+    assert (event.data["kind"], event.data["before"]) == ("releases.freezewindow", None)
+    assert event.data["after"]["environments"] == ["production", "staging"]
+    assert event.data["after"]["reason"] == "Trading peak."
 
 
 def test_a_window_that_ends_before_it_starts_is_a_form_error(demo, signed_in, start, nothing_written):
@@ -60,34 +68,34 @@ def test_a_window_that_ends_before_it_starts_is_a_form_error(demo, signed_in, st
     assert not FreezeWindow.objects.filter(name="Backwards").exists()
 
 
-def test_security_ends_a_running_freeze_by_moving_its_end(demo, signed_in):
+def test_ending_a_running_freeze_early_is_proposed_and_a_second_person_applies_it(demo, signed_in):
     now = timezone.now().replace(microsecond=0)
-    window = services.freeze_window_save(
-        actor=demo.sec, window=FreezeWindow(name="Incident freeze", starts_at=now - timedelta(hours=2),
-                                            ends_at=now + timedelta(days=2)),
-        environments=[demo.production],
-    )
+    window = freeze(demo, "Incident freeze", now - timedelta(hours=2), now + timedelta(days=2), [demo.production])
 
-    response = signed_in(demo.sec).post(
+    response = signed_in(demo.admin).post(
         admin_url(FreezeWindow, "change", window.pk),
         window_form("Incident freeze", [demo.production], window.starts_at, now),
     )
+    proposal = ControlChange.objects.get(kind="releases.freezewindow", status="pending")
+    window.refresh_from_db()
+    still_frozen = window.is_active(now)
+    signed_in(demo.sec).post("/admin/governance/controlchange/",
+                             {"action": "approve_selected", "_selected_action": [proposal.pk]})
 
     assert response.status_code == 302, response.content.decode()[:2000]
+    assert still_frozen
+    assert proposal.weakening[0]["field"] == "ends_at"
     window.refresh_from_db()
     assert window.ends_at == now
     assert not window.is_active(now)
-    event = last_event("freeze_window.updated")
-    assert event.actor == demo.sec
-    assert event.data["environments"] == ["production"]
+    event = last_event("control.approved")
+    assert (event.actor, event.data["proposed_by"]) == (demo.sec, "admin")
+    assert event.data["after"]["environments"] == ["production"]
     assert window.created_by == demo.sec
 
 
 def test_changing_only_the_environments_goes_through_the_service(demo, signed_in, start):
-    window = services.freeze_window_save(
-        actor=demo.sec, window=FreezeWindow(name="Migration", starts_at=start, ends_at=start + timedelta(hours=4)),
-        environments=[demo.production],
-    )
+    window = freeze(demo, "Migration", start, start + timedelta(hours=4), [demo.production])
 
     response = signed_in(demo.sec).post(
         admin_url(FreezeWindow, "change", window.pk),
@@ -96,14 +104,12 @@ def test_changing_only_the_environments_goes_through_the_service(demo, signed_in
 
     assert response.status_code == 302
     assert set(window.environments.all()) == {demo.staging, demo.production}
-    assert last_event("freeze_window.updated").data["environments"] == ["production", "staging"]
+    event = last_event("control.changed")
+    assert (event.data["changed"], event.data["after"]["environments"]) == (["environments"], ["production", "staging"])
 
 
 def test_a_manager_without_security_cannot_declare_or_delete_a_freeze(demo, signed_in, start, nothing_written):
-    window = services.freeze_window_save(
-        actor=demo.sec, window=FreezeWindow(name="Audit week", starts_at=start, ends_at=start + timedelta(days=5)),
-        environments=[demo.production],
-    )
+    window = freeze(demo, "Audit week", start, start + timedelta(days=5), [demo.production])
     client = signed_in(demo.mgr)
 
     with nothing_written():
@@ -118,10 +124,7 @@ def test_a_manager_without_security_cannot_declare_or_delete_a_freeze(demo, sign
 
 
 def test_the_history_of_a_freeze_window_renders_without_revert(demo, signed_in, start):
-    window = services.freeze_window_save(
-        actor=demo.sec, window=FreezeWindow(name="Release train", starts_at=start, ends_at=start + timedelta(days=1)),
-        environments=[demo.staging],
-    )
+    window = freeze(demo, "Release train", start, start + timedelta(days=1), [demo.staging])
     client = signed_in(demo.sec)
     version = window.history.first()
 

@@ -1,6 +1,9 @@
 """Alerts, notification channels and the delivery queue in the admin: alerts resolved by security
 through ``alert_resolve``; channels configured by superusers and security, their secret never shown."""
 import pytest
+
+from governance.controls.services import control_change_approve
+from governance.models import ControlChange
 from django.urls import reverse
 
 from audit.models import Alert, AuditEvent, NotificationChannel, OutboxMessage
@@ -78,8 +81,9 @@ def test_security_adds_a_channel_whose_secret_is_never_shown_again(demo, client_
     assert channel.secret == SECRET
     assert SECRET not in listing and SECRET not in page
     assert "/T0/abc" not in listing  # a webhook URL can itself be a credential
-    event = AuditEvent.objects.get(action="notification_channel.saved")
-    assert event.actor_username == "sec" and event.data["created"] is True
+    event = AuditEvent.objects.get(action="control.changed", data__kind="audit.notificationchannel")
+    assert event.actor_username == "sec" and event.data["operation"] == "create"
+    assert event.data["after"]["secret"].startswith("set (sha256 ")
     assert SECRET not in str(event.data)
 
 
@@ -92,13 +96,19 @@ def test_saving_without_a_secret_keeps_the_stored_one_and_clearing_removes_it(de
     client.post(change, channel_form(topics="alert,escalation"))
     kept = NotificationChannel.objects.get()
     client.post(change, channel_form(topics="alert,escalation", clear_secret="on"))
+    held = NotificationChannel.objects.get()
+    proposal = ControlChange.objects.get(kind="audit.notificationchannel", status="pending")
+    control_change_approve(actor=demo.admin, change=proposal)
     cleared = NotificationChannel.objects.get()
 
     assert (kept.secret, kept.topics) == (SECRET, "alert,escalation")
+    assert held.secret == SECRET  # a receiver checks signatures with it: removing it is a weakening change
     assert cleared.secret == ""
-    changes = [e.data["changed"] for e in AuditEvent.objects.filter(action="notification_channel.saved")
-               .order_by("sequence")[1:]]
-    assert changes == [["topics"], ["secret"]]
+    changes = [(e.action, e.data["changed"]) for e in AuditEvent.objects.filter(
+        action__startswith="control.", data__kind="audit.notificationchannel").order_by("sequence")[1:]]
+    assert changes == [("control.changed", ["topics"]), ("control.proposed", ["secret"]),
+                       ("control.approved", ["secret"])]
+    assert SECRET not in str(list(AuditEvent.objects.values_list("data", flat=True)))
 
 
 @pytest.mark.parametrize("persona, status", [("mgr", 403), ("auditor", 403), ("admin", 200)])

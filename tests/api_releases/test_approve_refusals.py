@@ -1,6 +1,6 @@
 """C2, C11 over the API: who may not approve, with every reason; a refusal writes nothing."""
-from releases import services
 from tests.api_releases.shortcuts import approved, change_url, codes, grant, pending
+from tests.factories import set_control
 
 
 def approve(client, change, comment="LGTM"):
@@ -28,9 +28,7 @@ def test_a_contributor_may_not_approve(demo, api_as, nothing_written):
 
 
 def test_one_person_counts_once_per_revision(demo, api_as, nothing_written):
-    policy = demo.staging.approval_policy
-    policy.min_approvals = 2
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(demo.staging.approval_policy, by=demo.admin, second=demo.sec, min_approvals=2)
     change = pending(demo, demo.dev, demo.staging)
     client = api_as(demo.rev)
     assert approve(client, change).json()["state"] == "pending"

@@ -4,8 +4,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from releases import services
-from releases.models import ChangeRequest, Deployment, FreezeWindow
+from releases.models import ChangeRequest, Deployment
 from tests.api_releases.shortcuts import approved, change_url, codes, deployed, grant, pending
+from tests.factories import set_control
 
 
 def start(client, change):
@@ -54,10 +55,7 @@ def test_deploying_needs_the_deploy_duty(demo, api_as, nothing_written):
 def test_a_freeze_window_blocks_deployments(demo, api_as, nothing_written):
     change = approved(demo, demo.dev, demo.staging)
     now = timezone.now()
-    services.freeze_window_save(
-        actor=demo.sec, environments=[demo.staging],
-        window=FreezeWindow(name="Black Friday", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1)),
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Black Friday", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.staging])
     client = api_as(demo.ops)
     with nothing_written():
         response = start(client, change)

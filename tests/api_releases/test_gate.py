@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from releases import policy, selectors, services
-from releases.models import FreezeWindow
+from releases import policy, selectors
 from tests.api_releases.shortcuts import approved, change_url, pending
+from tests.factories import set_control
 
 
 def gate(client, change, action):
@@ -16,10 +16,7 @@ def gate(client, change, action):
 
 def freeze(demo, environment):
     now = timezone.now()
-    services.freeze_window_save(
-        actor=demo.sec, environments=[environment],
-        window=FreezeWindow(name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=6)),
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=6), environments=[environment])
 
 
 def test_the_gate_gives_every_reason_at_once_and_writes_nothing(demo, api_as, nothing_written):

@@ -5,7 +5,7 @@ from django.test.utils import CaptureQueriesContext
 
 from releases import services
 from tests.api_releases.shortcuts import CHANGES, DEPLOYMENTS, approved, change_url, deployed, pending
-from tests.factories import UserFactory, bootstrap_grant
+from tests.factories import set_control, UserFactory, bootstrap_grant
 
 LISTINGS = {
     "all": {},
@@ -22,9 +22,7 @@ def queries(client, url, **query) -> int:
 
 
 def require_approvals(demo, environment, count: int) -> None:
-    policy = environment.approval_policy
-    policy.min_approvals = count
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(environment.approval_policy, by=demo.admin, second=demo.sec, min_approvals=count)
 
 
 def reviewers(demo, count: int, start: int = 0) -> list:

@@ -16,6 +16,7 @@ from governance.models import Role, RoleAssignment
 from releases import services as releases
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
 from tests.evidence.conftest import build_export, deploy_in
+from tests.factories import set_control
 
 RENDERED = {"sox": ("production_deployments", "role_grants"), "iso27001": ("changes", "role_grants")}
 AWKWARD = [
@@ -66,9 +67,8 @@ def _seed(demo, period):
                                        at=(reviewed.pir_due_at or at) + timedelta(hours=1))
     deploy_in(demo, demo.production, at + timedelta(hours=3), change_type="emergency")
     # The production policy is edited in the middle of the period: later deployments fall short.
-    policy = ApprovalPolicy.objects.get(environment=demo.production)
-    policy.min_approvals, policy.min_security_approvals, policy.team_reviewer_required = 3, 1, True
-    releases.approval_policy_save(actor=demo.admin, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.production), by=demo.admin,
+                min_approvals=3, min_security_approvals=1, team_reviewer_required=True)
     latest = ApprovalPolicy.history.filter(environment_id=demo.production.pk).order_by("-history_id").first()
     ApprovalPolicy.history.filter(environment_id=demo.production.pk).exclude(history_id=latest.history_id).update(
         history_date=period.start_at - timedelta(days=1))

@@ -366,7 +366,7 @@ def test_environment_scoped_roles_need_an_environment(demo, grant, nothing_writt
     assert "choose it" in invalid.value.message_dict["environment"][0]
 
 
-@pytest.mark.parametrize("role_slug, days", [("manager", 30), ("compliance", None)])
+@pytest.mark.parametrize("role_slug, days", [("manager", 30), ("compliance", 30)])
 def test_team_and_global_roles_take_no_environment(demo, grant, nothing_written, role_slug, days):
     with nothing_written(), pytest.raises(ValidationError) as invalid:
         grant(demo.mgr, demo.rev2, role_slug, demo.staging, days=days)

@@ -2,11 +2,13 @@
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from governance import duties, services
 from governance.errors import Denied, InvalidState
-from governance.models import ConflictRule, RoleAssignment
+from governance.models import RoleAssignment
 from governance.selectors import has_duty
+from tests.factories import set_control
 
 Status = RoleAssignment.Status
 
@@ -39,7 +41,7 @@ def test_privileged_grants_start_pending_and_confer_nothing(
 
 @pytest.mark.parametrize(
     "role_slug, environment",
-    [("reviewer", "development"), ("reviewer", "staging"), ("operations", "staging"), ("compliance", None)],
+    [("reviewer", "development"), ("reviewer", "staging"), ("operations", "staging")],
 )
 def test_non_privileged_grants_are_active_at_once(demo, now, grant, role_slug, environment):
     assignment = grant(demo.mgr, demo.dev2, role_slug, getattr(demo, environment) if environment else None)
@@ -47,6 +49,20 @@ def test_non_privileged_grants_are_active_at_once(demo, now, grant, role_slug, e
     assert assignment.status == Status.ACTIVE
     assert assignment.approved_at == now
     assert assignment.approved_by is None
+
+
+def test_compliance_sees_every_team_so_it_waits_for_a_second_person_and_expires(demo, now, grant, nothing_written):
+    """K6: global visibility and export is privileged: four eyes and an expiry."""
+    with nothing_written(), pytest.raises(ValidationError) as no_expiry:
+        grant(demo.mgr, demo.dev2, "compliance", None)
+    assignment = grant(demo.mgr, demo.dev2, "compliance", None, days=30)
+    with pytest.raises(Denied) as by_the_requester:
+        services.role_assignment_approve(actor=demo.mgr, assignment=assignment, at=now)
+
+    assert "expires_at" in no_expiry.value.message_dict
+    assert assignment.status == Status.PENDING
+    assert by_the_requester.value.codes == ["four_eyes_grant"]
+    assert services.role_assignment_approve(actor=demo.sec, assignment=assignment, at=now).status == Status.ACTIVE
 
 
 # --- who approves -----------------------------------------------------------------------------
@@ -164,11 +180,8 @@ def test_approval_refuses_a_grant_whose_exception_was_revoked_meanwhile(demo, no
 
 def test_approval_applies_a_conflict_rule_added_after_the_request(demo, now, grant, nothing_written):
     assignment = grant(demo.mgr, demo.dev2, "reviewer", demo.production, days=30)
-    services.conflict_rule_save(
-        actor=demo.sec,
-        rule=ConflictRule(duty_a=duties.SUBMIT, duty_b=duties.APPROVE, tier="production",
-                          description="Authors do not review production changes."),
-    )
+    set_control(by=demo.sec, kind="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE,
+                tier="production", description="Authors do not review production changes.")
 
     with nothing_written(), pytest.raises(Denied) as refused:
         services.role_assignment_approve(actor=demo.sec, assignment=assignment, at=now)
@@ -179,7 +192,7 @@ def test_approval_applies_a_conflict_rule_added_after_the_request(demo, now, gra
 
 def test_approval_reports_a_conflict_together_with_a_missing_duty(demo, now, grant, nothing_written):
     assignment = grant(demo.mgr, demo.dev2, "reviewer", demo.production, days=30)
-    services.conflict_rule_save(actor=demo.sec, rule=ConflictRule(duty_a=duties.SUBMIT, duty_b=duties.APPROVE))
+    set_control(by=demo.sec, kind="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE)
 
     with nothing_written(), pytest.raises(Denied) as refused:
         services.role_assignment_approve(actor=demo.rev, assignment=assignment, at=now)

@@ -107,13 +107,19 @@ def test_a_manager_approving_their_own_request_hears_both_reasons(demo, now, ask
     assert refused.value.codes == ["four_eyes_exception", "missing_duty"]
 
 
-def test_security_for_staging_only_may_approve_exceptions(demo, now, ask, grant):
-    """security_approve held anywhere qualifies: the rule names the duty, not an environment."""
+def test_security_for_staging_only_may_not_approve_a_production_exception(demo, now, ask, grant, nothing_written):
+    """K6: a duty granted for one environment counts only there."""
     rev2_security = grant(demo.mgr, demo.rev2, "security", demo.staging, days=30)
     services.role_assignment_approve(actor=demo.sec, assignment=rev2_security, at=now)
+    production = ask(demo.mgr, demo.ops)
+    staging = ask(demo.mgr, demo.ops, environment=demo.staging)
 
-    approved = services.sod_exception_approve(actor=demo.rev2, exception=ask(demo.mgr, demo.ops), at=now)
+    with nothing_written(), pytest.raises(Denied) as refused:
+        services.sod_exception_approve(actor=demo.rev2, exception=production, at=now)
+    approved = services.sod_exception_approve(actor=demo.rev2, exception=staging, at=now)
 
+    assert refused.value.codes == ["missing_duty"]
+    assert refused.value.messages() == ["Approving an SoD exception needs security_approve for production."]
     assert approved.approved_by == demo.rev2
 
 

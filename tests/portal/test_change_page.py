@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from releases import services
-from releases.models import ChangeRequest, FreezeWindow
+from releases.models import ChangeRequest
+from tests.factories import set_control
 
 
 def test_the_page_shows_details_checklist_approvals_deployments_and_history(demo, changes, client_as):
@@ -139,11 +140,7 @@ def test_only_web_addresses_become_links(demo, client_as):
 
 def test_a_freeze_shows_in_the_checklist_and_takes_the_deploy_form_away(demo, changes, client_as):
     at = timezone.now()
-    services.freeze_window_save(
-        actor=demo.sec,
-        window=FreezeWindow(name="Black Friday", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(days=2)),
-        environments=[demo.production],
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Black Friday", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(days=2), environments=[demo.production])
 
     response = client_as(demo.ops).get(f"/changes/{changes.rotate_production.pk}/")
 

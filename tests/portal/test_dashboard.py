@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from governance import services as governance_services
 from releases import services
-from releases.models import ChangeRequest, FreezeWindow
+from releases.models import ChangeRequest
+from tests.factories import set_control
 
 
 def sections(client):
@@ -87,11 +88,7 @@ def test_an_approver_never_sees_the_change_as_ready_to_deploy(demo, changes, cli
 
 def test_a_freeze_holds_changes_back_with_its_reason(demo, changes, client_as):
     now = timezone.now()
-    services.freeze_window_save(
-        actor=demo.sec,
-        window=FreezeWindow(name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1)),
-        environments=[demo.production],
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.production])
     context = client_as(demo.ops).get("/").context
 
     assert changes.rotate_production not in context["ready_to_deploy"]

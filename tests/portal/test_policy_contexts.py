@@ -3,8 +3,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from releases import policy, selectors, services
-from releases.models import ChangeRequest, FreezeWindow
+from releases import policy, selectors
+from releases.models import ChangeRequest
+from tests.factories import set_control
 
 
 def decisions(contexts, at):
@@ -17,11 +18,7 @@ def decisions(contexts, at):
 
 def test_the_batch_agrees_with_one_by_one_for_every_persona(demo, changes):
     at = timezone.now()
-    services.freeze_window_save(
-        actor=demo.sec,
-        window=FreezeWindow(name="Release freeze", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(hours=5)),
-        environments=[demo.staging],
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Release freeze", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(hours=5), environments=[demo.staging])
     crs = list(
         selectors.with_details(ChangeRequest.objects.all()).select_related(
             "environment__approval_policy__require_prior_environment"

@@ -9,7 +9,7 @@ from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
 from releases.policy import approval_status
 from releases.selectors import change_request_for_decision, policy_context
-from tests.factories import bootstrap_grant
+from tests.factories import set_control, bootstrap_grant
 from tests.releases.stories import approved_in_production, approved_in_staging, pending_in_production, reload
 
 S = ChangeRequest.State
@@ -56,9 +56,7 @@ def test_an_expired_first_approval_does_not_add_up_with_a_fresh_second(demo, now
 
 
 def test_without_a_ttl_approvals_do_not_expire(demo, now):
-    policy = ApprovalPolicy.objects.get(environment=demo.staging)
-    policy.approval_ttl_hours = None
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.staging), by=demo.admin, second=demo.sec, approval_ttl_hours=None)
     cr = approved_in_staging(demo, now)
 
     assert services.deployment_start(actor=demo.ops, change_request=cr, at=now + timedelta(days=60))

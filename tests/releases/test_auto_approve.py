@@ -5,7 +5,7 @@ import pytest
 from governance.errors import Denied
 from releases import services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest
-from tests.factories import bootstrap_grant
+from tests.factories import set_control, bootstrap_grant
 from tests.releases.stories import events_for, pending
 
 S = ChangeRequest.State
@@ -72,9 +72,7 @@ def test_the_auto_approval_makes_nobody_an_approver(demo, now, nothing_written):
 
 
 def test_once_staging_stops_allowing_it_no_change_is_auto_approved(demo, now):
-    policy = ApprovalPolicy.objects.get(environment=demo.staging)
-    policy.allow_auto_approve_standard = False
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.staging), by=demo.admin, second=demo.sec, allow_auto_approve_standard=False)
 
     cr = pending(demo, now, environment=demo.staging, change_type="standard", risk="low")
 

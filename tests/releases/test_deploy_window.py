@@ -5,12 +5,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from governance import services as governance
 from governance.errors import Denied
 from releases import services
 from releases.models import ApprovalPolicy
 from releases.policy import in_deploy_window
 from tests.releases.stories import approved_in_staging
+from tests.factories import set_control
 
 UTC = dt_timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")
@@ -30,15 +30,12 @@ def utc(day, hour, minute=0):
 
 @pytest.fixture
 def staging_in_new_york(demo):
-    demo.staging.time_zone = "America/New_York"
-    governance.environment_save(actor=demo.admin, environment=demo.staging)
-    return demo.staging
+    return set_control(demo.staging, by=demo.admin, second=demo.sec, time_zone="America/New_York")
 
 
 def set_window(demo, *, weekdays="", start=None, end=None):
-    policy = ApprovalPolicy.objects.get(environment=demo.staging)
-    policy.deploy_weekdays, policy.deploy_window_start, policy.deploy_window_end = weekdays, start, end
-    return services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    return set_control(ApprovalPolicy.objects.get(environment=demo.staging), by=demo.admin, second=demo.sec,
+                       deploy_weekdays=weekdays, deploy_window_start=start, deploy_window_end=end)
 
 
 def deploy_at(demo, at):

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from governance.errors import Denied, InvalidState
 from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
-from tests.factories import UserFactory, bootstrap_grant
+from tests.factories import set_control, UserFactory, bootstrap_grant
 from tests.releases.stories import approved_in_staging, deploy, events_for, pending, pending_in_production, reload
 
 S = ChangeRequest.State
@@ -38,9 +38,7 @@ def test_an_emergency_still_needs_what_its_risk_asks(demo, now):
 
 
 def test_the_emergency_minimum_is_the_policys(demo, now):
-    policy = ApprovalPolicy.objects.get(environment=demo.staging)
-    policy.emergency_min_approvals = 2
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.staging), by=demo.admin, second=demo.sec, emergency_min_approvals=2)
     cr = pending(demo, now, environment=demo.staging, change_type="emergency")
 
     cr = services.change_request_approve(actor=demo.rev, change_request=cr, at=now)
@@ -60,9 +58,7 @@ def test_a_deployed_emergency_is_due_for_review_within_48_hours(demo, now):
 
 
 def test_the_review_deadline_follows_the_policy(demo, now):
-    policy = ApprovalPolicy.objects.get(environment=demo.production)
-    policy.pir_due_hours = 24
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.production), by=demo.admin, second=demo.sec, pir_due_hours=24)
     cr = emergency_in_production(demo, now)
 
     deploy(demo, cr, now)

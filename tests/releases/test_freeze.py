@@ -5,20 +5,20 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
+from governance.controls.services import control_change
 from governance.errors import Denied
 from releases import services
 from releases.models import FreezeWindow
 from tests.releases.stories import approved_in_production, approved_in_staging, pending_in_production
+from tests.factories import set_control
 
 
 @pytest.fixture
 def year_end_freeze(demo, now):
     """Production is frozen from an hour from now for two days; sec declares it."""
-    window = FreezeWindow(
-        name="Year-end freeze", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=49),
-        reason="Card volumes peak.",
-    )
-    return services.freeze_window_save(actor=demo.sec, window=window, environments=[demo.production])
+    return set_control(by=demo.sec, kind="releases.freezewindow", name="Year-end freeze",
+                       starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=49),
+                       reason="Card volumes peak.", environments=[demo.production])
 
 
 def start(demo, cr, at):
@@ -80,13 +80,7 @@ def test_a_security_approval_does_not_exempt_a_normal_change(demo, now, year_end
 
 
 def test_overlapping_freezes_are_all_named(demo, now, year_end_freeze, nothing_written):
-    services.freeze_window_save(
-        actor=demo.sec,
-        window=FreezeWindow(
-            name="Datacentre move", starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3)
-        ),
-        environments=[demo.production, demo.staging],
-    )
+    set_control(by=demo.sec, kind="releases.freezewindow", name="Datacentre move", starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3), environments=[demo.production, demo.staging])
     cr = approved_in_production(demo, now)
 
     with nothing_written(), pytest.raises(Denied) as refused:
@@ -97,10 +91,9 @@ def test_overlapping_freezes_are_all_named(demo, now, year_end_freeze, nothing_w
 
 
 def test_only_security_declares_a_freeze(demo, now, nothing_written):
-    window = FreezeWindow(name="Mine", starts_at=now, ends_at=now + timedelta(hours=1))
-
     with nothing_written(), pytest.raises(Denied) as refused:
-        services.freeze_window_save(actor=demo.ops, window=window, environments=[demo.production])
+        control_change(actor=demo.ops, kind="releases.freezewindow", values={
+            "name": "Mine", "starts_at": now, "ends_at": now + timedelta(hours=1), "environments": [demo.production]})
 
     assert refused.value.codes == ["missing_duty"]
 
@@ -110,13 +103,11 @@ def test_only_security_declares_a_freeze(demo, now, nothing_written):
     [(0, 0, "ends_at"), (2, 1, "ends_at"), (None, 1, "starts_at"), (0, None, "ends_at")],
 )
 def test_a_freeze_needs_a_start_before_its_end(demo, now, nothing_written, starts, ends, field):
-    window = FreezeWindow(
-        name="Bad", starts_at=None if starts is None else now + timedelta(hours=starts),
-        ends_at=None if ends is None else now + timedelta(hours=ends),
-    )
+    values = {"name": "Bad", "starts_at": None if starts is None else now + timedelta(hours=starts),
+              "ends_at": None if ends is None else now + timedelta(hours=ends), "environments": [demo.production]}
 
     with nothing_written(), pytest.raises(ValidationError) as refused:
-        services.freeze_window_save(actor=demo.sec, window=window, environments=[demo.production])
+        control_change(actor=demo.sec, kind="releases.freezewindow", values=values)
 
     assert field in refused.value.message_dict
     assert not FreezeWindow.objects.filter(name="Bad").exists()

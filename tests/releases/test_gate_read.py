@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from releases import services
-from releases.models import ChangeRequest, FreezeWindow
+from releases.models import ChangeRequest
 from releases.policy import evaluate
 from releases.selectors import change_request_for_decision, change_requests_visible_to, for_gate, policy_context
 from tests.releases.stories import approved_in_production, approved_in_staging, pending, pending_in_production
+from tests.factories import set_control
 
 pytestmark = pytest.mark.django_db
 
@@ -46,10 +46,7 @@ def _answer(decision):
 def test_the_gate_and_the_services_see_the_same_changes_and_decide_alike(demo, now, frozen):
     stories(demo, now)
     if frozen:
-        services.freeze_window_save(
-            actor=demo.sec, window=FreezeWindow(name="Quarter close", starts_at=now, ends_at=now + timedelta(hours=4)),
-            environments=[demo.production],
-        )
+        set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now, ends_at=now + timedelta(hours=4), environments=[demo.production])
     at = now + timedelta(minutes=30)
     every = []
     for actor in get_user_model().objects.order_by("username"):

@@ -6,6 +6,7 @@ from governance.errors import Denied
 from releases import services
 from releases.models import Approval, ApprovalPolicy
 from tests.releases.stories import pending, pending_in_production
+from tests.factories import set_control
 
 
 def test_production_refuses_an_approval_over_the_api(demo, now, nothing_written):
@@ -59,9 +60,7 @@ def test_the_author_approving_over_the_api_hears_every_reason(demo, now, nothing
 
 
 def test_once_the_policy_lifts_the_requirement_the_api_is_accepted(demo, now):
-    policy = ApprovalPolicy.objects.get(environment=demo.production)
-    policy.require_interactive_signoff = False
-    services.approval_policy_save(actor=demo.sec, policy_obj=policy)
+    set_control(ApprovalPolicy.objects.get(environment=demo.production), by=demo.admin, second=demo.sec, require_interactive_signoff=False)
     cr = pending_in_production(demo, now)
 
     cr = services.change_request_approve(actor=demo.rev, change_request=cr, via="api", at=now)

@@ -31,8 +31,8 @@ from governance.errors import Denied, InvalidState
 from governance.models import Environment, Role, RoleAssignment
 from governance.selectors import has_duty
 from releases import services
-from releases.models import Approval, ChangeRequest, Deployment, FreezeWindow
-from tests.factories import UserFactory, bootstrap_grant
+from releases.models import Approval, ChangeRequest, Deployment
+from tests.factories import set_control, UserFactory, bootstrap_grant
 
 REFUSALS = (Denied, InvalidState, ValidationError)
 ARTIFACTS = ["payments-api:1.0", "payments-api:1.1", "payments-api:2.0"]
@@ -364,12 +364,7 @@ def releases_machine(demo, start, **extra_people):
             """Hours go by (approvals expire); now and then sec freezes production from that moment."""
             self.now += timedelta(hours=hours)
             if freeze_hours:
-                services.freeze_window_save(
-                    actor=demo.sec,
-                    window=FreezeWindow(name="Random freeze", starts_at=self.now,
-                                        ends_at=self.now + timedelta(hours=freeze_hours)),
-                    environments=[environments["production"]],
-                )
+                set_control(by=demo.sec, kind="releases.freezewindow", name="Random freeze", starts_at=self.now, ends_at=self.now + timedelta(hours=freeze_hours), environments=[environments["production"]])
 
         # --- what must hold after every step ------------------------------------------------------
 

@@ -69,6 +69,9 @@ EVIDENCE_ONE = expect(404, auditor=200, **ANON_401)
 # A campaign of payments and its items: the team's manager, security and audit viewers (A1, V2).
 SEES_REVIEW = expect(404, mgr=200, **each(SEES_ALL, 200), **ANON_401)
 
+# A control change (K3): every change is visible to those who see every grant (V2) and to its proposer.
+SEES_ALL_CONTROL_CHANGE = expect(404, **each(SEES_ALL, 200), **ANON_401)
+
 NEW_CHANGE = {"title": "Matrix change", "team": "payments", "environment": "staging", "artifact": "matrix:1"}
 NEW_GRANT = {"user": "dev2", "role": "reviewer", "team": "payments", "environment": "staging",
              "justification": "Matrix."}
@@ -170,6 +173,14 @@ API_ROWS = [
         expect(404, auditor="409 invalid_state", **ANON_401)),
     Row("evidence-export-retry", "POST", "/api/v1/evidence-exports/{evidence_export}/retry/",
         expect(404, auditor="409 invalid_state", **ANON_401)),
+    # Control changes (RULES.md section 8): admin proposed lowering production's approvals (a weakening
+    # change): security for production is the second person; the proposer may only withdraw it.
+    Row("control-changes", "GET", "/api/v1/control-changes/", EVERYONE),
+    Row("control-change", "GET", "/api/v1/control-changes/{control_change}/", SEES_ALL_CONTROL_CHANGE),
+    Row("control-change-approve", "POST", "/api/v1/control-changes/{control_change}/approve/",
+        expect(404, sec=200, auditor="403 missing_duty", admin="403 four_eyes_control", **ANON_401)),
+    Row("control-change-reject", "POST", "/api/v1/control-changes/{control_change}/reject/",
+        expect(404, sec=200, auditor="403 missing_duty", admin=200, **ANON_401), body={"comment": "Matrix."}),
 ]
 
 # --- Portal pages (session; anonymous is sent to the login page) ------------------------------------
@@ -180,6 +191,9 @@ PORTAL_DEPLOY = expect(403, ops=302, idev=404, anonymous=TO_LOGIN)
 PAGE_ROWS = [
     Row("healthz", "GET", "/healthz", expect(200), kind="page"),
     Row("login", "GET", "/accounts/login/", expect(200), kind="page"),
+    # A one-time reset link (K5) opens for whoever holds it; a made-up one says it is used or expired.
+    Row("reset-link", "GET", "/accounts/reset/MQ/made-up-token/", expect(200), kind="page"),
+    Row("reset-link-done", "GET", "/accounts/reset/done/", expect(200), kind="page"),
     Row("logout", "POST", "/accounts/logout/", expect(302), kind="page"),
     Row("dashboard", "GET", "/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("change-page", "GET", "/changes/{cr_prod_pending}/", expect(200, idev=404, anonymous=TO_LOGIN), kind="page"),
@@ -234,7 +248,7 @@ ADMIN_OBJECTS = {
     "governance.accessreview": "review",
     "governance.accessreviewitem": "review_item",
     "auth.user": "user_dev",
-    "auth.group": "group",
+    "governance.controlchange": "control_change",
     "django_celery_beat.periodictask": "beat_task",
     "django_celery_beat.clockedschedule": "beat_clocked",
     "django_celery_beat.crontabschedule": "beat_crontab",
@@ -274,12 +288,17 @@ def pages(view, add, delete=NO_STAFF, **extra) -> dict:
             "object": expect(302), **extra}
 
 
+SECURITY_AND_ADMIN = adm(200, 403, 403, 200)
+
 ADMIN_EXPECT: dict[str, dict[str, dict]] = {
-    # Django's and beat's own models: the superuser's alone.
-    "auth.group": pages(SUPERUSER_ONLY, SUPERUSER_ONLY, SUPERUSER_ONLY),
-    "auth.user": pages(SUPERUSER_ONLY, SUPERUSER_ONLY, SUPERUSER_ONLY, password=SUPERUSER_ONLY),
-    **{f"django_celery_beat.{model}": pages(SUPERUSER_ONLY, SUPERUSER_ONLY, SUPERUSER_ONLY)
-       for model in ("periodictask", "clockedschedule", "crontabschedule", "solarschedule", "intervalschedule")},
+    # Accounts are the superuser's; nobody deletes one (K5), and the password page sends a reset link.
+    "auth.user": pages(SUPERUSER_ONLY, SUPERUSER_ONLY, password=SUPERUSER_ONLY),
+    # The detective controls' schedules (K1): superusers and security; schedule rows are add-only.
+    "django_celery_beat.periodictask": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    **{f"django_celery_beat.{model}": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN)
+       for model in ("clockedschedule", "crontabschedule", "solarschedule", "intervalschedule")},
+    # Every control change, and the proposals waiting for a second person (K3).
+    "governance.controlchange": pages(ALL_STAFF, NO_STAFF),
     # V3: the audit trail, seals and alerts need view_audit (sec, auditor); mgr holds none.
     "audit.auditevent": pages(adm(200, 403, 200, 200), NO_STAFF),
     "audit.auditseal": pages(adm(200, 403, 200, 200), NO_STAFF),
@@ -292,12 +311,13 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
                                   download=adm(404, 404, 302, 302)),
     # V2: grants; managers request them in their team (G1).
     "governance.roleassignment": pages(ALL_STAFF, adm(403, 200, 403, 200), version=ALL_STAFF),
-    "governance.team": pages(ALL_STAFF, SUPERUSER_ONLY, version=ALL_STAFF, permissions=ALL_STAFF,
+    # What spans every environment (K6): superusers and security for all environments propose it.
+    "governance.team": pages(ALL_STAFF, SECURITY_AND_ADMIN, version=ALL_STAFF, permissions=ALL_STAFF,
                              **{"permissions-user": NO_STAFF, "permissions-group": NO_STAFF}),
-    "governance.environment": pages(ALL_STAFF, SUPERUSER_ONLY, version=ALL_STAFF,
+    "governance.environment": pages(ALL_STAFF, SECURITY_AND_ADMIN, version=ALL_STAFF,
                                     permissions=adm(200, 403, 200, 200),
                                     **{"permissions-user": NO_STAFF, "permissions-group": NO_STAFF}),
-    "governance.role": pages(ALL_STAFF, SUPERUSER_ONLY, version=NO_VERSION),
+    "governance.role": pages(ALL_STAFF, SECURITY_AND_ADMIN, version=NO_VERSION),
     "governance.conflictrule": pages(ALL_STAFF, adm(200, 403, 403, 200), version=NO_VERSION),
     "governance.sodexception": pages(ALL_STAFF, adm(200, 200, 403, 200), version=ALL_STAFF),
     # A key is its owner's: other staff are told dev's key does not exist (302 to the index).
@@ -387,6 +407,7 @@ def build_world() -> dict:
     from audit.evidence import services as evidence
     from audit.models import AuditEvent, NotificationChannel, OutboxMessage
     from governance import services as governance
+    from governance.controls.services import control_change
     from governance.models import ConflictRule, Environment, Role, RoleAssignment, Team
     from releases import services as releases
     from releases.models import ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
@@ -422,17 +443,18 @@ def build_world() -> dict:
     export = evidence.export_request(actor=users["auditor"], framework="sox", period_start=date(2025, 1, 1),
                                      period_end=date(2025, 1, 31))
     seal = seals.seal()
-    freeze = releases.freeze_window_save(
-        actor=users["admin"],
-        window=FreezeWindow(name="Matrix freeze", starts_at=now + timedelta(days=30), ends_at=now + timedelta(days=31),
-                            reason="Matrix."),
-        environments=[envs["production"]])
+    freeze = FreezeWindow.objects.get(pk=control_change(
+        actor=users["admin"], kind="releases.freezewindow",
+        values={"name": "Matrix freeze", "starts_at": now + timedelta(days=30), "ends_at": now + timedelta(days=31),
+                "reason": "Matrix.", "environments": [envs["production"]]}).target_id)
+    proposal = control_change(actor=users["admin"], kind="releases.approvalpolicy",
+                              target=ApprovalPolicy.objects.get(environment=envs["production"]),
+                              values={"min_approvals": 1})
     sod = governance.sod_exception_request(
         actor=users["mgr"], user=users["dev"], duty_a="submit", duty_b="deploy", environment=envs["production"],
         justification="Matrix.", expires_at=now + timedelta(days=7))
-    # Beat's schedule rows are third-party configuration with no service of ours: created directly.
-    from django_celery_beat.models import (
-        ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule)
+    # Schedule definitions are add-only rows, not controls; the task using one and the channel are.
+    from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
 
     interval = IntervalSchedule.objects.create(every=1, period="days")
     beat = {
@@ -440,10 +462,13 @@ def build_world() -> dict:
         "beat_crontab": CrontabSchedule.objects.create().pk,
         "beat_clocked": ClockedSchedule.objects.create(clocked_time=now).pk,
         "beat_solar": SolarSchedule.objects.create(event="sunrise", latitude=0, longitude=0).pk,
-        "beat_task": PeriodicTask.objects.create(name="matrix", task="matrix", interval=interval).pk,
+        "beat_task": control_change(actor=users["admin"], kind="django_celery_beat.periodictask",
+                                    values={"name": "matrix", "task": "matrix", "interval": interval}).target_id,
     }
-    channel = NotificationChannel.objects.create(name="Matrix", kind="email", target="ops@example.com")
-    group = Group.objects.create(name="matrix")
+    channel = NotificationChannel.objects.get(pk=control_change(
+        actor=users["admin"], kind="audit.notificationchannel",
+        values={"name": "Matrix", "kind": "email", "target": "ops@example.com"}).target_id)
+    group = Group.objects.create(name="matrix")  # only for guardian's group page, which refuses everyone
     outbox = OutboxMessage.objects.order_by("pk").first()
 
     tokens, sessions = {}, {}
@@ -484,6 +509,7 @@ def build_world() -> dict:
         "freeze_window": freeze.pk,
         "audit_event": AuditEvent.objects.order_by("pk").first().pk,
         "channel": channel.pk,
+        "control_change": proposal.pk,
         "outbox_message": outbox.pk if outbox else "999999",
         "ct_user": ContentType.objects.get_for_model(get_user_model()).pk,
         "missing": "999999",

@@ -24,7 +24,8 @@ class Command(BaseCommand):
         if not user.is_active:
             raise CommandError(f"{username}'s account is disabled; a key would not work.")
         try:
-            token, key = services.api_token_create(actor=None, user=user, name=name, expires_days=expires_days)
+            token, key = services.api_token_create(actor=None, user=user, name=name, expires_days=expires_days,
+                                                    source="create_api_token command")
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         self.stdout.write(key)

@@ -3,9 +3,11 @@ from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from config.schedule import SCHEDULE
+from governance.controls.services import control_change
+from governance.errors import Refused
 
 
-def _schedule_kwargs(spec: dict) -> dict:
+def _schedule_values(spec: dict) -> dict:
     if "every" in spec:
         interval, _ = IntervalSchedule.objects.get_or_create(every=spec["every"], period=IntervalSchedule.SECONDS)
         return {"interval": interval, "crontab": None}
@@ -20,7 +22,9 @@ def _schedule_kwargs(spec: dict) -> dict:
 class Command(BaseCommand):
     help = (
         "Write the code-declared beat schedule (config/schedule.py) into django-celery-beat. Idempotent: "
-        "missing tasks are created, tasks an admin has changed are kept unless --reset is given."
+        "missing tasks are created, tasks an admin has changed are kept unless --reset is given. Every "
+        "write is a control change on the audit trail; a reset that would slow or disable a task is a "
+        "weakening change, which only a person can propose (in the admin), so it is reported and skipped."
     )
 
     def add_arguments(self, parser):
@@ -31,14 +35,21 @@ class Command(BaseCommand):
         created = kept = reset_count = 0
         for name, spec in SCHEDULE.items():
             task = PeriodicTask.objects.filter(name=name).first()
+            values = {"task": spec["task"], **_schedule_values(spec)}
             if task is None:
-                PeriodicTask.objects.create(name=name, task=spec["task"], **_schedule_kwargs(spec))
+                control_change(actor=None, kind="django_celery_beat.periodictask", values={"name": name, **values},
+                               source="sync_schedules")
                 created += 1
             elif reset:
-                for field, value in {"task": spec["task"], **_schedule_kwargs(spec)}.items():
-                    setattr(task, field, value)
-                task.save()
-                reset_count += 1
+                try:
+                    with transaction.atomic():
+                        change = control_change(actor=None, kind="django_celery_beat.periodictask", target=task,
+                                                values=values, source="sync_schedules --reset")
+                    reset_count += change is not None
+                    kept += change is None
+                except Refused as refusal:
+                    kept += 1
+                    self.stderr.write(f"{name}: kept ({'; '.join(refusal.messages())})")
             else:
                 kept += 1
         self.stdout.write(f"Schedules: {created} created, {kept} kept as configured, {reset_count} reset.")
