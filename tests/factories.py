@@ -64,15 +64,15 @@ def bootstrap_grant(user, role_slug: str, team, environment=None, *, days: int =
     )
 
 
-def set_control(target=None, *, by, second=None, kind: str | None = None, **values):
+def set_control(target=None, *, by, second=None, control: str | None = None, **values):
     """Change a control as a story's setup, through the control door (RULES.md section 8): ``by``
-    proposes it; a weakening change needs ``second``, who approves it. Returns the control as it is
-    now (``None`` for a deletion)."""
+    proposes it; a weakening change needs ``second``, who approves it. ``control`` names the kind
+    when there is no ``target`` yet (``"releases.freezewindow"``). Returns the control as it is now."""
     from governance.controls import registry
     from governance.controls.services import control_change, control_change_approve
     from governance.models import ControlChange
 
-    kind = kind or registry.for_model(type(target)).key
+    kind = control or registry.for_model(type(target)).key
     change = control_change(actor=by, kind=kind, target=target, values=values)
     if change is not None and change.status == ControlChange.Status.PENDING:
         assert second is not None, f"this change weakens the control ({change.weakening}): name second="

@@ -26,7 +26,7 @@ def queries_for(client, path, params=None) -> tuple[int, object]:
 @pytest.fixture
 def platform(demo):
     """A fresh team whose staff manager, ``lead``, sees only its grants (their own included)."""
-    team = set_control(by=demo.admin, kind="governance.team", name="Platform", slug="platform")
+    team = set_control(by=demo.admin, control="governance.team", name="Platform", slug="platform")
     lead = services.user_provision(username="lead", password="x", is_staff=True, source="tests")
     services.membership_set(actor=demo.admin, team=team, user=lead, is_manager=True)
     services.role_assignment_bootstrap(

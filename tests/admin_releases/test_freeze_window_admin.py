@@ -13,7 +13,7 @@ from tests.factories import set_control
 
 
 def freeze(demo, name, starts_at, ends_at, environments):
-    return set_control(by=demo.sec, kind="releases.freezewindow", name=name, starts_at=starts_at, ends_at=ends_at,
+    return set_control(by=demo.sec, control="releases.freezewindow", name=name, starts_at=starts_at, ends_at=ends_at,
                        environments=environments)
 
 

@@ -55,7 +55,7 @@ def test_deploying_needs_the_deploy_duty(demo, api_as, nothing_written):
 def test_a_freeze_window_blocks_deployments(demo, api_as, nothing_written):
     change = approved(demo, demo.dev, demo.staging)
     now = timezone.now()
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Black Friday", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.staging])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Black Friday", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.staging])
     client = api_as(demo.ops)
     with nothing_written():
         response = start(client, change)

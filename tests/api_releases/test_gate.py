@@ -16,7 +16,7 @@ def gate(client, change, action):
 
 def freeze(demo, environment):
     now = timezone.now()
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=6), environments=[environment])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=6), environments=[environment])
 
 
 def test_the_gate_gives_every_reason_at_once_and_writes_nothing(demo, api_as, nothing_written):

@@ -180,7 +180,7 @@ def test_approval_refuses_a_grant_whose_exception_was_revoked_meanwhile(demo, no
 
 def test_approval_applies_a_conflict_rule_added_after_the_request(demo, now, grant, nothing_written):
     assignment = grant(demo.mgr, demo.dev2, "reviewer", demo.production, days=30)
-    set_control(by=demo.sec, kind="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE,
+    set_control(by=demo.sec, control="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE,
                 tier="production", description="Authors do not review production changes.")
 
     with nothing_written(), pytest.raises(Denied) as refused:
@@ -192,7 +192,7 @@ def test_approval_applies_a_conflict_rule_added_after_the_request(demo, now, gra
 
 def test_approval_reports_a_conflict_together_with_a_missing_duty(demo, now, grant, nothing_written):
     assignment = grant(demo.mgr, demo.dev2, "reviewer", demo.production, days=30)
-    set_control(by=demo.sec, kind="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE)
+    set_control(by=demo.sec, control="governance.conflictrule", duty_a=duties.SUBMIT, duty_b=duties.APPROVE)
 
     with nothing_written(), pytest.raises(Denied) as refused:
         services.role_assignment_approve(actor=demo.rev, assignment=assignment, at=now)

@@ -140,7 +140,7 @@ def test_only_web_addresses_become_links(demo, client_as):
 
 def test_a_freeze_shows_in_the_checklist_and_takes_the_deploy_form_away(demo, changes, client_as):
     at = timezone.now()
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Black Friday", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(days=2), environments=[demo.production])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Black Friday", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(days=2), environments=[demo.production])
 
     response = client_as(demo.ops).get(f"/changes/{changes.rotate_production.pk}/")
 

@@ -88,7 +88,7 @@ def test_an_approver_never_sees_the_change_as_ready_to_deploy(demo, changes, cli
 
 def test_a_freeze_holds_changes_back_with_its_reason(demo, changes, client_as):
     now = timezone.now()
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.production])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Quarter close", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1), environments=[demo.production])
     context = client_as(demo.ops).get("/").context
 
     assert changes.rotate_production not in context["ready_to_deploy"]

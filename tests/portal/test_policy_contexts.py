@@ -18,7 +18,7 @@ def decisions(contexts, at):
 
 def test_the_batch_agrees_with_one_by_one_for_every_persona(demo, changes):
     at = timezone.now()
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Release freeze", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(hours=5), environments=[demo.staging])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Release freeze", starts_at=at - timedelta(hours=1), ends_at=at + timedelta(hours=5), environments=[demo.staging])
     crs = list(
         selectors.with_details(ChangeRequest.objects.all()).select_related(
             "environment__approval_policy__require_prior_environment"

@@ -16,7 +16,7 @@ from tests.factories import set_control
 @pytest.fixture
 def year_end_freeze(demo, now):
     """Production is frozen from an hour from now for two days; sec declares it."""
-    return set_control(by=demo.sec, kind="releases.freezewindow", name="Year-end freeze",
+    return set_control(by=demo.sec, control="releases.freezewindow", name="Year-end freeze",
                        starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=49),
                        reason="Card volumes peak.", environments=[demo.production])
 
@@ -80,7 +80,7 @@ def test_a_security_approval_does_not_exempt_a_normal_change(demo, now, year_end
 
 
 def test_overlapping_freezes_are_all_named(demo, now, year_end_freeze, nothing_written):
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Datacentre move", starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3), environments=[demo.production, demo.staging])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Datacentre move", starts_at=now + timedelta(minutes=30), ends_at=now + timedelta(hours=3), environments=[demo.production, demo.staging])
     cr = approved_in_production(demo, now)
 
     with nothing_written(), pytest.raises(Denied) as refused:

@@ -46,7 +46,7 @@ def _answer(decision):
 def test_the_gate_and_the_services_see_the_same_changes_and_decide_alike(demo, now, frozen):
     stories(demo, now)
     if frozen:
-        set_control(by=demo.sec, kind="releases.freezewindow", name="Quarter close", starts_at=now, ends_at=now + timedelta(hours=4), environments=[demo.production])
+        set_control(by=demo.sec, control="releases.freezewindow", name="Quarter close", starts_at=now, ends_at=now + timedelta(hours=4), environments=[demo.production])
     at = now + timedelta(minutes=30)
     every = []
     for actor in get_user_model().objects.order_by("username"):

@@ -48,7 +48,7 @@ def test_deciding_costs_the_same_for_two_approvals_as_for_thirty(demo, now):
     for extra_environment in (demo.development, demo.staging):
         bootstrap_grant(demo.ops, "reviewer", demo.payments, extra_environment)
     for name, days in (("Year-end freeze", 3), ("Datacentre move", 2), ("Audit week", 1)):
-        set_control(by=demo.sec, kind="releases.freezewindow", name=name, starts_at=now, ends_at=now + timedelta(days=days), environments=[demo.production])
+        set_control(by=demo.sec, control="releases.freezewindow", name=name, starts_at=now, ends_at=now + timedelta(days=days), environments=[demo.production])
     large = pending_in_production(demo, now, contributors=[p.username for p in people[:10]])
     for _ in range(14):
         large = sign_off(demo, large, now)
@@ -79,7 +79,7 @@ def test_the_count_does_not_depend_on_the_environment_having_a_prior_one(demo, n
 def test_the_engine_runs_no_query_given_a_loaded_context(demo, now, django_assert_num_queries, action):
     artifact = new_artifact()
     cr = sign_off(demo, pending_in_production(demo, now, artifact=artifact, contributors=["dev2"]), now)
-    set_control(by=demo.sec, kind="releases.freezewindow", name="Freeze", starts_at=now, ends_at=now + timedelta(hours=1), environments=[demo.production])
+    set_control(by=demo.sec, control="releases.freezewindow", name="Freeze", starts_at=now, ends_at=now + timedelta(hours=1), environments=[demo.production])
     ctx = policy_context(change_request_for_decision(cr.pk), demo.ops, at=now)
 
     with django_assert_num_queries(0):

@@ -364,7 +364,7 @@ def releases_machine(demo, start, **extra_people):
             """Hours go by (approvals expire); now and then sec freezes production from that moment."""
             self.now += timedelta(hours=hours)
             if freeze_hours:
-                set_control(by=demo.sec, kind="releases.freezewindow", name="Random freeze", starts_at=self.now, ends_at=self.now + timedelta(hours=freeze_hours), environments=[environments["production"]])
+                set_control(by=demo.sec, control="releases.freezewindow", name="Random freeze", starts_at=self.now, ends_at=self.now + timedelta(hours=freeze_hours), environments=[environments["production"]])
 
         # --- what must hold after every step ------------------------------------------------------
 
