@@ -225,6 +225,9 @@ CELERY_TIMEZONE = "UTC"
 COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS = int(os.environ.get("COUNTERSIGN_MAX_PRIVILEGED_GRANT_DAYS", "90"))
 COUNTERSIGN_REVIEW_BATCH_SIZE = int(os.environ.get("COUNTERSIGN_REVIEW_BATCH_SIZE", "1000"))
 COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_DEFAULT_DAYS", "90"))
+# E2: unregistered_deployment alerts one reporter may raise in an hour through deployment-reports/;
+# further reports are folded into one deployment_report_flood alert (docs/rules.md).
+COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR = int(os.environ.get("COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR", "10"))
 # Floor endpoints for `make bench` (bench/urls.py) under /bench/: only the bench's own server turns
 # this on; never set it in a deployment.
 COUNTERSIGN_BENCH_ENDPOINTS = env_bool("COUNTERSIGN_BENCH_ENDPOINTS", False)
