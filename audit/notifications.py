@@ -2,7 +2,7 @@
 receiver is retried with backoff and never blocks or fails the action that caused it.
 
 Subjects and bodies carry what users typed (titles, artifacts, review names). It is shown, never
-obeyed, and never stops a delivery: text is made valid Unicode before it is queued, recipient
+obeyed, and never stops a delivery: text is made storable Unicode before it is queued, recipient
 addresses that are not one plain address are dropped, e-mail subjects are one line by
 construction, and Slack text is escaped as Slack's formatting rules ask."""
 import hashlib
@@ -25,9 +25,10 @@ TOPIC = "notification.deliver"
 TIMEOUT_SECONDS = 5
 
 
-def _valid_unicode(text: str) -> str:
-    """``text`` with lone surrogates replaced: no UTF-8 encoder (nor PostgreSQL's jsonb) takes them."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+def _storable(text: str) -> str:
+    """``text`` with what no UTF-8 encoder takes (lone surrogates) and what PostgreSQL's jsonb
+    refuses (NUL) replaced by U+FFFD, so queueing the message never fails the action."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 def _one_line(text: str) -> str:
@@ -59,7 +60,7 @@ def notify(kind: str, *, subject: str, body: str, team: str = "", recipients=(),
     """Queue one delivery per matching channel, plus an email to ``recipients`` (addresses).
     Call inside the transaction of the change that causes it. Returns the number queued."""
     queued = 0
-    message = {"kind": kind, "subject": _valid_unicode(subject), "body": _valid_unicode(body), "team": team,
+    message = {"kind": kind, "subject": _storable(subject), "body": _storable(body), "team": team,
                "data": data or {}}
     for channel in NotificationChannel.objects.filter(is_active=True):
         if channel.wants(kind, team):
