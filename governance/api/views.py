@@ -123,7 +123,8 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @extend_schema(
         summary="Approve a pending privileged grant (G4)",
         request=None,
-        responses={200: RoleAssignmentSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT},
+        responses={200: RoleAssignmentSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND,
+                   409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
