@@ -1,14 +1,22 @@
 """Notifications by email and webhook (RULES.md E3), delivered through the outbox so a failing
-receiver is retried with backoff and never blocks or fails the action that caused it."""
+receiver is retried with backoff and never blocks or fails the action that caused it.
+
+Subjects and bodies carry what users typed (titles, artifacts, review names). It is shown, never
+obeyed, and never stops a delivery: text is made storable Unicode before it is queued, recipient
+addresses that are not one plain address are dropped, e-mail subjects are one line by
+construction, and Slack text is escaped as Slack's formatting rules ask."""
 import hashlib
 import hmac
 import json
+import unicodedata
 import urllib.parse
 import urllib.request
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import validate_email
 
 from audit import outbox
 from audit.models import NotificationChannel, OutboxMessage
@@ -17,16 +25,48 @@ TOPIC = "notification.deliver"
 TIMEOUT_SECONDS = 5
 
 
+def _storable(text: str) -> str:
+    """``text`` with what no UTF-8 encoder takes (lone surrogates) and what PostgreSQL's jsonb
+    refuses (NUL) replaced by U+FFFD, so queueing the message never fails the action."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def _one_line(text: str) -> str:
+    """An e-mail header value: every control, format and line or paragraph separator character
+    becomes a space and runs of whitespace one space, so no text can end the header or add one."""
+    spaced = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    return " ".join(spaced.split())
+
+
+def _slack_escaped(text: str) -> str:
+    """Slack reads ``<…>`` as commands (``<!channel>``, ``<@user>``, ``<url|label>``) and ``&`` as the
+    start of an entity; escaped as its formatting rules ask, user text shows as typed and does nothing."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain_addresses(values) -> list[str]:
+    """The values that are one plain e-mail address each (a user's own address is user text)."""
+    addresses = set()
+    for value in values:
+        try:
+            validate_email(value)
+        except ValidationError:
+            continue
+        addresses.add(value)
+    return sorted(addresses)
+
+
 def notify(kind: str, *, subject: str, body: str, team: str = "", recipients=(), data: dict | None = None) -> int:
     """Queue one delivery per matching channel, plus an email to ``recipients`` (addresses).
     Call inside the transaction of the change that causes it. Returns the number queued."""
     queued = 0
-    message = {"kind": kind, "subject": subject, "body": body, "team": team, "data": data or {}}
+    message = {"kind": kind, "subject": _storable(subject), "body": _storable(body), "team": team,
+               "data": data or {}}
     for channel in NotificationChannel.objects.filter(is_active=True):
         if channel.wants(kind, team):
             outbox.enqueue(TOPIC, {**message, "channel": channel.pk})
             queued += 1
-    addresses = sorted({a for a in recipients if a})
+    addresses = _plain_addresses(a for a in recipients if a)
     if addresses:
         outbox.enqueue(TOPIC, {**message, "channel": None, "to": addresses})
         queued += 1
@@ -50,16 +90,17 @@ def _post(url: str, body: bytes, headers: dict) -> None:
 @outbox.handler(TOPIC)
 def deliver(payload: dict, message: OutboxMessage) -> None:
     if payload.get("channel") is None:
-        send_mail(payload["subject"], payload["body"], settings.DEFAULT_FROM_EMAIL, payload["to"])
+        send_mail(_one_line(payload["subject"]), payload["body"], settings.DEFAULT_FROM_EMAIL, payload["to"])
         return
     channel = NotificationChannel.objects.filter(pk=payload["channel"], is_active=True).first()
     if channel is None:
         return  # the channel was switched off since; nothing to deliver
     if channel.kind == NotificationChannel.Kind.EMAIL:
         addresses = [a.strip() for a in channel.target.split(",") if a.strip()]
-        send_mail(payload["subject"], payload["body"], settings.DEFAULT_FROM_EMAIL, addresses)
+        send_mail(_one_line(payload["subject"]), payload["body"], settings.DEFAULT_FROM_EMAIL, addresses)
     elif channel.kind == NotificationChannel.Kind.SLACK:
-        body = json.dumps({"text": f"*{payload['subject']}*\n{payload['body']}"}).encode()
+        text = f"*{_slack_escaped(_one_line(payload['subject']))}*\n{_slack_escaped(payload['body'])}"
+        body = json.dumps({"text": text}).encode()
         _post(channel.target, body, {})
     else:
         body = json.dumps(

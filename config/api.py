@@ -1,9 +1,12 @@
-"""API-wide error shape (API.md): 400 field errors, 403/409 with reason codes, never a 500 for
-a refusal a service raised."""
+"""API-wide plumbing (API.md): the error shape (400 field errors, 403/409 with reason codes, never
+a 500 for a refusal a service raised), input serializers that refuse what they do not take, and
+bounded paging."""
+from collections.abc import Mapping
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -42,6 +45,25 @@ def exception_handler(exc, context):
             response.data = {"detail": str(exc.detail), "reasons": [{"code": code, "message": str(exc.detail)}]}
         return response
     return drf_exception_handler(exc, context)
+
+
+class StrictSerializer(serializers.Serializer):
+    """The base of every input serializer of a write endpoint: a field it does not take (or one it
+    only renders) is a 400 naming it, never silently dropped. A misspelt ``contributors`` dropped
+    would let a contributor approve their own work, a misspelt ``expires_at`` make a grant last
+    for ever. ``tests/api/test_unknown_fields.py`` posts an unknown field to every write endpoint."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            taken = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(name) for name in set(data) - taken)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class NoBody(StrictSerializer):
+    """What a write endpoint that takes no body validates: any field at all is unknown."""
 
 
 MAX_ID = 2**63 - 1  # the largest primary key a bigint holds

@@ -164,7 +164,7 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "governance.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -235,6 +235,9 @@ COUNTERSIGN_CONTROL_PROPOSAL_HOURS = int(os.environ.get("COUNTERSIGN_CONTROL_PRO
 COUNTERSIGN_BASE_URL = os.environ.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000")
 # A password reset link works once, for this long (K5: administrators never set passwords).
 PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(24 * 3600)))
+# E2: unregistered_deployment alerts one reporter may raise in an hour through deployment-reports/;
+# further reports are folded into one deployment_report_flood alert (docs/rules.md).
+COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR = int(os.environ.get("COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR", "10"))
 # Floor endpoints for `make bench` (bench/urls.py) under /bench/: only the bench's own server turns
 # this on; never set it in a deployment.
 COUNTERSIGN_BENCH_ENDPOINTS = env_bool("COUNTERSIGN_BENCH_ENDPOINTS", False)

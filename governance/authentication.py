@@ -1,5 +1,6 @@
 import hashlib
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -27,6 +28,23 @@ class ApiTokenAuthentication(authentication.TokenAuthentication):
         return token.user, token
 
 
+class CsrfFailed(exceptions.PermissionDenied):
+    """A session request without a valid CSRF token: refused with its own reason code, not with
+    ``missing_duty`` (the caller may well hold the duty; the request is what is wrong)."""
+
+    reason_code = "csrf_failed"
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """The browser's session cookie, CSRF-checked as DRF does, refusing with ``csrf_failed``."""
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as refusal:
+            raise CsrfFailed(refusal.detail) from None
+
+
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "governance.authentication.ApiTokenAuthentication"
     name = "tokenAuth"
@@ -38,3 +56,13 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`; create one with `manage.py create_api_token USERNAME`.",
         }
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    """drf-spectacular describes DRF's own session class only; this one is the same cookie."""
+
+    target_class = "governance.authentication.SessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}

@@ -65,8 +65,16 @@ def duty_holders(duty: str, *, environment=None, team=None, at=None) -> QuerySet
     return get_user_model().objects.filter(is_active=True, pk__in=holder_ids).order_by("username")
 
 
+def _every_environment_first(held: tuple[str, int | None, int]) -> tuple:
+    """Sort key for ``effective_duties``' rows: one duty may be held for every environment (None)
+    and for one environment at once, and None does not compare with an id."""
+    duty, environment_id, team_id = held
+    return duty, environment_id is not None, environment_id or 0, team_id
+
+
 def effective_duties(user, *, at=None) -> list[tuple[str, int | None, int]]:
-    """(duty, environment id or None for every environment, team id) for each duty ``user`` holds."""
+    """(duty, environment id or None for every environment, team id) for each duty ``user`` holds,
+    by duty, the every-environment grant before the per-environment ones."""
     at = at or timezone.now()
     rows = (
         RoleAssignment.objects.filter(_in_force(at), user_id=user.pk)
@@ -74,7 +82,7 @@ def effective_duties(user, *, at=None) -> list[tuple[str, int | None, int]]:
         .values_list("role__duties__duty", "environment_id", "team_id")
         .distinct()
     )
-    return sorted(row for row in rows if row[0] is not None)
+    return sorted((row for row in rows if row[0] is not None), key=_every_environment_first)
 
 
 def teams_managed_by(user, *, at=None) -> QuerySet[Team]:

@@ -7,6 +7,7 @@ grant whose duty was exercised as used.
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -16,13 +17,14 @@ from django.utils import timezone
 
 import audit
 from audit.alerts import raise_alert
+from audit.models import Alert
 from governance import duties
 from governance.errors import Denied, InvalidState, Reason
 from governance.models import Environment, RoleAssignment, Team
 from governance.selectors import has_duty, is_member
 from releases import anomalies, policy, states
 from releases.models import Approval, ChangeRequest, Deployment
-from releases.selectors import change_request_for_decision, policy_context
+from releases.selectors import change_request_for_decision, change_requests_visible_to, policy_context
 
 S = ChangeRequest.State
 EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url")
@@ -472,37 +474,76 @@ def change_request_review_pir(
     return cr
 
 
+REPORTED_STATES = (S.APPROVED, S.DEPLOYING, S.DEPLOYED)
+REPORT_ALERT_WINDOW = timedelta(hours=1)
+
+
 @transaction.atomic
 def deployment_report(*, actor, environment: Environment, artifact: str, source: str = "",
                       at: datetime | None = None) -> dict:
-    """E2: a deploy tool reports what it put on an environment. An artifact with no approved
-    change request there raises a critical alert; every report is recorded."""
+    """E2: a deploy tool reports what it put on an environment; every report is recorded.
+
+    The answer speaks only of change requests the reporter may see (V1): an artifact covered only
+    by another team's approved change gets the same answer as one no change covers, a critical
+    ``unregistered_deployment`` alert (whose details, for security's eyes, name that change). A
+    reporter raises at most ``COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR`` such alerts in an
+    hour; beyond that their reports are folded into one open ``deployment_report_flood`` alert."""
     at = at or timezone.now()
     if not has_duty(actor, duties.DEPLOY, environment=environment, at=at):
         raise Denied(Reason("missing_duty", f"Reporting deployments needs deploy for {environment.slug}."))
     artifact = (artifact or "").strip()
     if not artifact:
         raise ValidationError({"artifact": ["Name the artifact that was deployed."]})
-    registered = (
-        ChangeRequest.objects.filter(
-            environment=environment, artifact=artifact, state__in=[S.APPROVED, S.DEPLOYING, S.DEPLOYED]
-        )
-        .order_by("-pk")
-        .first()
-    )
+    covering = ChangeRequest.objects.filter(environment=environment, artifact=artifact, state__in=REPORTED_STATES)
+    registered = change_requests_visible_to(actor, at=at).filter(pk__in=covering.values("pk")).order_by("-pk").first()
+    out_of_view = None if registered else covering.order_by("-pk").first()
     alert = None
     if registered is None:
-        alert, _ = raise_alert(
-            "unregistered_deployment", severity="critical", actor=actor, environment=environment.slug,
-            subject=f"{artifact[:120]} reported on {environment.slug} without an approved change request",
-            details={"artifact": artifact, "source": source},
-            dedupe_key=f"unregistered_deployment:{environment.pk}:{artifact}"[:200], at=at,
-        )
+        alert = _unregistered_deployment_alert(actor=actor, environment=environment, artifact=artifact,
+                                               source=source, out_of_view=out_of_view, at=at)
     audit.record(
-        "deployment.reported", actor=actor, target=registered, environment=environment.slug,
+        "deployment.reported", actor=actor, target=registered or out_of_view, environment=environment.slug,
         data={"artifact": artifact, "source": source, "registered": registered is not None,
+              "out_of_view_change_request": out_of_view.pk if out_of_view else None,
               "alert": alert.pk if alert else None},
         at=at,
     )
     return {"registered": registered is not None, "change_request": registered.pk if registered else None,
             "alert": alert.pk if alert else None}
+
+
+def _unregistered_deployment_alert(*, actor, environment: Environment, artifact: str, source: str,
+                                   out_of_view: ChangeRequest | None, at: datetime) -> Alert:
+    """The open alert about this artifact there, a new one, or, past the reporter's hourly limit,
+    the reporter's one open flood alert. The reporter's user row is locked so that their
+    concurrent reports are counted one after the other."""
+    get_user_model().objects.select_for_update().filter(pk=actor.pk).first()
+    dedupe_key = f"unregistered_deployment:{environment.pk}:{artifact}"[:200]
+    already_open = Alert.objects.filter(dedupe_key=dedupe_key, status=Alert.Status.OPEN).first()
+    if already_open is not None:
+        return already_open
+    limit = settings.COUNTERSIGN_DEPLOYMENT_REPORT_ALERTS_PER_HOUR
+    raised = Alert.objects.filter(kind="unregistered_deployment", actor=actor,
+                                  created_at__gt=at - REPORT_ALERT_WINDOW).count()
+    if raised >= limit:
+        alert, _ = raise_alert(
+            "deployment_report_flood", severity="critical", actor=actor, environment=environment.slug,
+            subject=f"{actor.username} reported more than {limit} unregistered deployments within an hour",
+            details={"limit": limit, "first_folded_artifact": artifact, "source": source,
+                     "reports": "every report is recorded as a deployment.reported audit event"},
+            dedupe_key=f"deployment_report_flood:{actor.pk}", at=at,
+        )
+        return alert
+    if out_of_view is None:
+        subject = f"{artifact[:120]} reported on {environment.slug} without an approved change request"
+    else:
+        subject = (f"{artifact[:120]} reported on {environment.slug} by {actor.username}, who may not see "
+                   f"its approved CR-{out_of_view.pk}")
+    alert, _ = raise_alert(
+        "unregistered_deployment", severity="critical", actor=actor, environment=environment.slug,
+        subject=subject,
+        details={"artifact": artifact, "source": source,
+                 "out_of_view_change_request": out_of_view.pk if out_of_view else None},
+        dedupe_key=dedupe_key, at=at,
+    )
+    return alert

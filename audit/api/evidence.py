@@ -18,7 +18,7 @@ from audit.api.views import _REFUSAL, INVALID, UNAUTHENTICATED
 from audit.evidence import services
 from audit.evidence.responses import bundle_response
 from audit.models import EvidenceExport
-from config.api import Pagination, object_pk
+from config.api import NoBody, Pagination, StrictSerializer, object_pk
 
 NOT_FOUND = OpenApiResponse(
     {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
@@ -64,7 +64,7 @@ class EvidenceExportSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request else url
 
 
-class EvidenceExportCreateSerializer(serializers.Serializer):
+class EvidenceExportCreateSerializer(StrictSerializer):
     """Shape only; ``export_request`` refuses a reversed, too long or future period (400)."""
 
     framework = serializers.ChoiceField(choices=EvidenceExport.Framework.choices)
@@ -163,10 +163,12 @@ class EvidenceExportViewSet(
         summary="Build a failed export again",
         request=None,
         responses={
-            202: EvidenceExportSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NOT_FAILED,
+            202: EvidenceExportSerializer, 400: INVALID, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NOT_FAILED,
         },
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        export = services.export_retry(actor=request.user, export=self.get_object())
+        export = self.get_object()
+        NoBody(data=request.data).is_valid(raise_exception=True)
+        export = services.export_retry(actor=request.user, export=export)
         return Response(self.get_serializer(export).data, status=status.HTTP_202_ACCEPTED)

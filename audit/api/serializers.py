@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audit.models import Alert
+from config.api import StrictSerializer
 
 
 @extend_schema_field({"type": "string", "description": f"One of: {', '.join(Alert.Status.values)}."})
@@ -30,7 +31,7 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AlertResolveSerializer(serializers.Serializer):
+class AlertResolveSerializer(StrictSerializer):
     # Blank is the service's to refuse, so the rule is worded in one place.
     resolution = serializers.CharField(
         allow_blank=True, max_length=8000, help_text="What was found and what was done (required)."

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from config.api import Pagination, object_pk
+from config.api import Pagination, StrictSerializer, object_pk
 from governance import selectors
 from governance.api.serializers import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from governance.controls import services
@@ -38,7 +38,7 @@ class ControlChangeSerializer(serializers.ModelSerializer):
                         "applied_at": {"allow_null": True}}
 
 
-class ControlDecisionSerializer(serializers.Serializer):
+class ControlDecisionSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
 
 

@@ -3,6 +3,7 @@ and shape checks only; ``services.access_review_item_decide`` decides who may de
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import StrictSerializer
 from governance.models import AccessReview, AccessReviewItem, RoleAssignment
 
 
@@ -99,7 +100,7 @@ class AccessReviewDetailSerializer(AccessReviewSerializer):
         read_only_fields = fields
 
 
-class AccessReviewItemDecideSerializer(serializers.Serializer):
+class AccessReviewItemDecideSerializer(StrictSerializer):
     decision = ReviewDecisionField(choices=AccessReviewItem.Decision.choices)
     # Blank is the service's to refuse for a revoke, so the rule (A3) is worded in one place.
     comment = serializers.CharField(

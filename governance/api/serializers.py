@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from config.api import StrictSerializer
 from governance.models import Environment, Role, RoleAssignment, Team
 
 
@@ -64,7 +65,7 @@ class NameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class RoleAssignmentCreateSerializer(serializers.Serializer):
+class RoleAssignmentCreateSerializer(StrictSerializer):
     user = NameField(
         slug_field="username", queryset=get_user_model().objects.all(), help_text="Grantee's username.",
         error_messages={"does_not_exist": "No user is named {value}."},
@@ -92,11 +93,11 @@ class RoleAssignmentCreateSerializer(serializers.Serializer):
     )
 
 
-class RoleAssignmentRejectSerializer(serializers.Serializer):
+class RoleAssignmentRejectSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RoleAssignmentRevokeSerializer(serializers.Serializer):
+class RoleAssignmentRevokeSerializer(StrictSerializer):
     reason = serializers.CharField(help_text="Why the grant is revoked.")
 
 

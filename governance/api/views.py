@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from config.api import Pagination
+from config.api import NoBody, Pagination
 from governance import selectors, services
 from governance.api.filters import RoleAssignmentFilter
 from governance.api.serializers import (
@@ -123,11 +123,14 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @extend_schema(
         summary="Approve a pending privileged grant (G4)",
         request=None,
-        responses={200: RoleAssignmentSerializer, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT},
+        responses={200: RoleAssignmentSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND,
+                   409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        return self._render(services.role_assignment_approve(actor=request.user, assignment=self.get_object()))
+        assignment = self.get_object()
+        _validated(NoBody, request)
+        return self._render(services.role_assignment_approve(actor=request.user, assignment=assignment))
 
     @extend_schema(
         summary="Reject or withdraw a pending grant",

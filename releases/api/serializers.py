@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import StrictSerializer
 from governance.api.serializers import NameField, ReasonSerializer
 from governance.models import Environment, Team
 from releases.models import Approval, ChangeRequest, Deployment
@@ -107,17 +108,6 @@ class GateSerializer(serializers.Serializer):
 
 
 # --- Input ---------------------------------------------------------------------------------------
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know: a misspelt ``contributors`` silently dropped would let a
-    contributor approve their own work."""
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return attrs
 
 
 class Usernames(serializers.ListField):

@@ -11,7 +11,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import Pagination
+from config.api import NoBody, Pagination
 from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
@@ -141,11 +141,14 @@ class ChangeRequestViewSet(
         summary="Submit a draft for review (C1)",
         description="Becomes `pending`, or `approved` at once where the policy is already met (C9).",
         request=None,
-        responses={200: ChangeRequestSerializer, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT},
+        responses={200: ChangeRequestSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND,
+                   409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
-        return self._render(services.change_request_submit(actor=request.user, change_request=self.get_object()))
+        change_request = self.get_object()
+        _validated(NoBody, request.data)
+        return self._render(services.change_request_submit(actor=request.user, change_request=change_request))
 
     @extend_schema(
         summary="Approve the current revision (C2–C4, C11)",

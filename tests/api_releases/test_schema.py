@@ -7,7 +7,7 @@ from django.core.management import call_command
 ENDPOINTS = {
     ("/api/v1/change-requests/", "post"): {"201", "400", "401", "403"},
     ("/api/v1/change-requests/{id}/", "patch"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/submit/", "post"): {"200", "401", "403", "404", "409"},
+    ("/api/v1/change-requests/{id}/submit/", "post"): {"200", "400", "401", "403", "404", "409"},
     ("/api/v1/change-requests/{id}/approve/", "post"): {"200", "400", "401", "403", "404", "409"},
     ("/api/v1/change-requests/{id}/reject/", "post"): {"200", "400", "401", "403", "404", "409"},
     ("/api/v1/change-requests/{id}/cancel/", "post"): {"200", "400", "401", "403", "404", "409"},

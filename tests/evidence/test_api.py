@@ -318,4 +318,4 @@ def test_the_schema_documents_the_endpoints_and_their_errors(db):
     download = paths[URL + "{id}/download/"]["get"]["responses"]
     assert set(download) == {"200", "401", "404", "409"}
     assert "application/zip" in download["200"]["content"]
-    assert set(paths[URL + "{id}/retry/"]["post"]["responses"]) == {"202", "401", "404", "409"}
+    assert set(paths[URL + "{id}/retry/"]["post"]["responses"]) == {"202", "400", "401", "404", "409"}
