@@ -158,9 +158,8 @@ def controls_machine(demo, start, people):
                 pk = self.changes[index % len(self.changes)]
                 for reviewer in reviewers:
                     cr = ChangeRequest.objects.get(pk=pk)
-                    self.attempt(lambda: services.change_request_approve(
-                        actor=people[reviewer], change_request=cr, via=Approval.Via.PORTAL, revision=cr.revision,
-                        at=self.now))
+                    self.attempt(lambda person=people[reviewer], cr=cr: services.change_request_approve(
+                        actor=person, change_request=cr, via=Approval.Via.PORTAL, revision=cr.revision, at=self.now))
 
         @rule(actor=st.sampled_from(ACTORS), index=st.integers(0, 20))
         def deploy_a_change(self, actor, index):
