@@ -40,8 +40,11 @@ class Denied(Refused):
 
 
 class InvalidState(Refused):
+    """``code`` names a more precise conflict where one is documented (``revision_changed``: the
+    object moved on since the caller read it)."""
+
     status_code = 409
     detail = "The object's state does not allow this action."
 
-    def __init__(self, message: str):
-        super().__init__(Reason("invalid_state", message))
+    def __init__(self, message: str, *, code: str = "invalid_state"):
+        super().__init__(Reason(code, message))

@@ -1,8 +1,9 @@
 """The releases admin: a client of ``releases.services`` (STYLE.md point 6).
 
 Nothing here writes a governed model. Approval policies and freeze windows are edited by superusers
-and security (``security_approve``) through ``approval_policy_save`` / ``freeze_window_save``, called
-while the form validates so that a refusal becomes form errors and nothing is written. Change
+and security (``security_approve``) through ``approval_policy_save`` / ``freeze_window_save``, and
+standard-change templates by security through ``standard_change_template_save``, each called while
+the form validates so that a refusal becomes form errors and nothing is written. Change
 requests, their approvals and deployments are read-only records here: their lifecycle belongs to the
 portal and the API, and the one verb offered (cancel) calls ``change_request_cancel``. Who sees what
 follows RULES.md V1 and V4: the change lists come from ``releases.selectors``; superusers see
@@ -19,7 +20,7 @@ from governance import duties
 from governance.admin import ServiceAddForm, ServiceOnlyAdmin, holds_duty, run_per_object
 from governance.models import Membership
 from releases import selectors, services
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow, StandardChangeTemplate
 
 # --- Who may do what: duties held now, read once per request ---------------------------------------
 
@@ -41,6 +42,12 @@ def _may_edit_policies(request) -> bool:
     """Mirrors the check of ``approval_policy_save`` and ``freeze_window_save``."""
     user = request.user
     return user.is_active and user.is_staff and (user.is_superuser or holds_duty(request, duties.SECURITY_APPROVE))
+
+
+def _may_edit_templates(request) -> bool:
+    """Offered to security_approve holders; ``standard_change_template_save`` checks the environment."""
+    user = request.user
+    return user.is_active and user.is_staff and holds_duty(request, duties.SECURITY_APPROVE)
 
 
 # --- Approval policies and freeze windows: edited through their services -----------------------------
@@ -151,6 +158,36 @@ class FreezeWindowAdmin(ServiceSavedAdmin):
     @admin.display(description="Environments")
     def environment_list(self, obj):
         return ", ".join(sorted(environment.slug for environment in obj.environments.all()))
+
+
+class StandardChangeTemplateForm(ServiceSaveForm):
+    class Meta:
+        model = StandardChangeTemplate
+        fields = ["name", "description", "environment", "max_risk", "artifact_pattern", "expires_at", "active"]
+
+    def save_through_service(self, instance, data):
+        return services.standard_change_template_save(actor=self.actor, template=instance)
+
+
+@admin.register(StandardChangeTemplate)
+class StandardChangeTemplateAdmin(ServiceSavedAdmin):
+    """The catalogue of standard changes (C9): added and changed by security_approve holders (the
+    service decides per environment); never deleted, a template is retired by switching it off."""
+
+    form = StandardChangeTemplateForm
+    list_display = ["name", "environment", "max_risk", "artifact_pattern", "expires_at", "active", "created_by"]
+    list_select_related = ["environment", "created_by"]
+    list_filter = ["active", ("environment", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "artifact_pattern"]
+    fields = ["name", "description", "environment", "max_risk", "artifact_pattern", "expires_at", "active",
+              "created_by"]
+    readonly_fields = ["created_by"]
+
+    def has_add_permission(self, request):
+        return _may_edit_templates(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _may_edit_templates(request)
 
 
 # --- Change requests, approvals, deployments: read-only records ------------------------------------

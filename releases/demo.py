@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from governance.demo import seed_governance
 from releases import services
-from releases.models import ApprovalPolicy, ChangeRequest
+from releases.models import ApprovalPolicy, ChangeRequest, StandardChangeTemplate
 
 POLICIES = {
     "development": {"min_approvals": 0},
@@ -22,6 +22,13 @@ POLICIES = {
         "approval_ttl_hours": 72,
         "require_interactive_signoff": True,
     },
+}
+# The catalogue of standard changes (C9): staging auto-approves low-risk changes of payments-api.
+TEMPLATE = {
+    "name": "payments-api routine change (staging)",
+    "description": "Configuration and dependency updates of payments-api that need no reviewer in staging.",
+    "max_risk": ChangeRequest.Risk.LOW,
+    "artifact_pattern": "registry.example.com/payments-api*",
 }
 MARKER = "Retry card authorisation on timeout"
 ARTIFACT_1 = "registry.example.com/payments-api@sha256:" + "3f1c" * 16
@@ -48,6 +55,12 @@ def seed_demo() -> None:
             services.approval_policy_save(
                 actor=admin, policy_obj=ApprovalPolicy(environment=envs[slug], **knobs, **extra)
             )
+    if not StandardChangeTemplate.objects.filter(name=TEMPLATE["name"]).exists():
+        services.standard_change_template_save(
+            actor=people["sec"],
+            template=StandardChangeTemplate(environment=envs["staging"], expires_at=timezone.now() + timedelta(days=365),
+                                            **TEMPLATE),
+        )
     if ChangeRequest.objects.filter(title=MARKER).exists():
         return
     dev, dev2, rev, rev2, ops = (people[u] for u in ("dev", "dev2", "rev", "rev2", "ops"))
@@ -115,6 +128,6 @@ def seed_demo() -> None:
     submit(dev2, rejected)
     services.change_request_reject(actor=rev2, change_request=rejected, at=tick(25),
                                    comment="Needs a rollback plan first.")
-    standard = create(dev, "staging", "Raise log level for payments-api", "payments-api:2.13.1",
+    standard = create(dev, "staging", "Raise log level for payments-api", "registry.example.com/payments-api:2.13.1",
                       change_type="standard", risk="low")
     submit(dev, standard)
