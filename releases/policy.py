@@ -223,7 +223,8 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
         reasons.append(Reason("author_cannot_approve", "The author of a change may not approve or reject it."))
     if ctx.actor_is_contributor:
         reasons.append(
-            Reason("contributor_cannot_approve", "A contributor to a change may not approve or reject it.")
+            Reason("contributor_cannot_approve",
+                   "A contributor to a change (in any of its revisions) may not approve or reject it.")
         )
     if any(a.reviewer_id == ctx.actor.pk for a in _current(ctx)):
         reasons.append(
@@ -274,7 +275,9 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
     if ctx.actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_deploy", "The author of a change may not deploy it."))
     if ctx.actor_is_contributor:
-        reasons.append(Reason("contributor_cannot_deploy", "A contributor to a change may not deploy it."))
+        reasons.append(
+            Reason("contributor_cannot_deploy", "A contributor to a change (in any of its revisions) may not deploy it.")
+        )
     if _is_approver(ctx):
         reasons.append(Reason("approver_cannot_deploy", "Whoever approved a change may not deploy it."))
     if ctx.active_freezes:

@@ -165,6 +165,19 @@ def _checklist(cr: ChangeRequest, deploy: Decision) -> list[Check]:
         checks.append(
             Check(f"A reviewer from team {cr.team.name}", present, "present" if present else "not yet")
         )
+    if requirements["independent_approval"]["required"]:
+        present = requirements["independent_approval"]["present"]
+        checks.append(
+            Check("An approval by someone outside the change", present,
+                  "present" if present else "not yet: needed in production whatever the policy says",
+                  reasons.get("control_floor"))
+        )
+    if cr.change_type == ChangeRequest.ChangeType.STANDARD:
+        template = requirements["standard_template"]
+        checks.append(
+            Check("A standard-change template covers it", template is not None,
+                  template or "none in force: reviewed like a normal change")
+        )
     freezes, frozen = requirements["freeze_windows"], reasons.get("freeze_window_active")
     if not freezes:
         freeze_detail = "none in force"
