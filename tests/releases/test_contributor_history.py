@@ -7,6 +7,7 @@ import pytest
 
 from governance.errors import Denied
 from releases import selectors, services
+from releases.escalation import eligible_reviewers
 from releases.models import RevisionContributor
 from tests.releases.stories import approved_in_staging, deploy, new_artifact, pending, reload
 
@@ -107,3 +108,12 @@ def test_an_approval_given_before_becoming_a_contributor_goes_stale_and_stays_ba
 
     assert refused.value.codes == ["contributor_cannot_approve"]
     assert [(a.revision, a.stale) for a in cr.approvals.all()] == [(1, True)]
+
+
+def test_former_contributors_are_neither_awaited_nor_reminded(demo, now, api_as):
+    cr = laundered(demo, now, demo.rev)
+
+    awaiting = api_as(demo.rev).get("/api/v1/change-requests/", {"awaiting_me": "true"}).json()["results"]
+    assert cr.pk not in {c["id"] for c in awaiting}
+    assert demo.rev not in eligible_reviewers(reload(cr), now)
+    assert demo.rev2 in eligible_reviewers(reload(cr), now)
