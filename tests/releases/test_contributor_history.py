@@ -117,3 +117,21 @@ def test_former_contributors_are_neither_awaited_nor_reminded(demo, now, api_as)
     assert cr.pk not in {c["id"] for c in awaiting}
     assert demo.rev not in eligible_reviewers(reload(cr), now)
     assert demo.rev2 in eligible_reviewers(reload(cr), now)
+
+
+def test_the_portal_refuses_them_the_deployment_and_the_review(demo, now, client_as):
+    deployable = laundered(demo, now, demo.ops)
+    services.change_request_approve(actor=demo.rev, change_request=deployable, revision=deployable.revision, at=now)
+    emergency = laundered(demo, now, demo.rev2, change_type="emergency")
+    emergency = services.change_request_approve(actor=demo.sec, change_request=emergency,
+                                                revision=emergency.revision, at=now)
+    deploy(demo, emergency, now)
+
+    started = client_as(demo.ops).post(f"/changes/{deployable.pk}/deployments/", {})
+    reviewed = client_as(demo.rev2).post(f"/changes/{emergency.pk}/review/", {"notes": "All good."})
+
+    assert started.status_code == 403
+    assert [r.code for r in started.context["refusal"].reasons] == ["contributor_cannot_deploy"]
+    assert reviewed.status_code == 403
+    assert [r.code for r in reviewed.context["refusal"].reasons] == ["contributor_cannot_review"]
+    assert (reload(deployable).state, reload(emergency).pir_at) == ("approved", None)
