@@ -20,7 +20,15 @@ from governance import duties
 from governance.admin import ServiceAddForm, ServiceOnlyAdmin, holds_duty, run_per_object
 from governance.models import Membership
 from releases import selectors, services
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow, StandardChangeTemplate
+from releases.models import (
+    Approval,
+    ApprovalPolicy,
+    ChangeRequest,
+    Deployment,
+    FreezeWindow,
+    RevisionContributor,
+    StandardChangeTemplate,
+)
 
 # --- Who may do what: duties held now, read once per request ---------------------------------------
 
@@ -254,11 +262,23 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ApprovalInline(ReadOnlyInline):
     model = Approval
-    fields = ["reviewer", "decision", "revision", "artifact", "via", "is_security", "is_team_member", "stale",
-              "created_at", "comment"]
+    fields = ["reviewer", "decision", "revision", "artifact", "via", "is_security", "is_team_member", "is_on_call",
+              "stale", "created_at", "comment"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("reviewer")
+
+
+class ContributorHistoryInline(ReadOnlyInline):
+    """Who each revision listed as a contributor: everyone here stays barred from deciding it."""
+
+    model = RevisionContributor
+    fields = ["revision", "user", "listed_at"]
+    verbose_name = "contributor of a revision"
+    verbose_name_plural = "contributors, revision by revision"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
 
 
 class DeploymentInline(ReadOnlyInline):
@@ -278,7 +298,7 @@ class CancelReasonForm(helpers.ActionForm):
 
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(ReadOnlyRecordAdmin):
-    inlines = [ApprovalInline, DeploymentInline]
+    inlines = [ApprovalInline, ContributorHistoryInline, DeploymentInline]
     action_form = CancelReasonForm
     actions = ["cancel_selected"]
     list_display = ["id", "title", "team", "environment", "change_type", "risk", "state", "revision", "author",
@@ -295,7 +315,8 @@ class ChangeRequestAdmin(ReadOnlyRecordAdmin):
     search_fields = ["title", "artifact", "author__username"]
     visible_to = staticmethod(selectors.change_requests_visible_to)
     fieldsets = [
-        (None, {"fields": ["title", "description", "team", "environment", "change_type", "risk", "ticket_url"]}),
+        (None, {"fields": ["title", "description", "team", "environment", "change_type", "risk", "emergency_reason",
+                           "ticket_url"]}),
         ("Revision", {"fields": ["artifact", "revision", "author", "contributors"]}),
         ("Lifecycle", {"fields": ["state", "created_at", "submitted_at", "approved_at", "deployed_at", "closed_at",
                                   "close_reason"]}),

@@ -135,3 +135,13 @@ def test_the_portal_refuses_them_the_deployment_and_the_review(demo, now, client
     assert reviewed.status_code == 403
     assert [r.code for r in reviewed.context["refusal"].reasons] == ["contributor_cannot_review"]
     assert (reload(deployable).state, reload(emergency).pir_at) == ("approved", None)
+
+
+def test_the_admin_shows_every_revision_s_contributors(demo, now, client_as):
+    cr = laundered(demo, now, demo.rev)
+
+    page = client_as(demo.sec).get(f"/admin/releases/changerequest/{cr.pk}/change/")
+
+    assert page.status_code == 200
+    [history] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is RevisionContributor]
+    assert [(form.original.revision, form.original.user) for form in history] == [(1, demo.rev)]
