@@ -605,8 +605,7 @@ def standard_change_template_save(
     template.full_clean(exclude=["created_by"])
     _validate_template(template, at)
     before = _template_values(stored) if stored else None
-    if stored is None:
-        template.created_by = actor
+    template.created_by_id = stored.created_by_id if stored else actor.pk  # who created it stays who did
     template.save()
     after = _template_values(template)
     audit.record(
