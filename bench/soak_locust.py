@@ -64,7 +64,7 @@ class Client(HttpUser):
         if self._call("submit", "POST", f"/api/v1/change-requests/{cr}/submit/", author, 200) is None:
             return
         if self._call("approve", "POST", f"/api/v1/change-requests/{cr}/approve/", reviewer, 200,
-                      {"comment": "Soak approval."}) is None:
+                      {"revision": created["revision"], "comment": "Soak approval."}) is None:
             return
         self._call("gate", "GET", f"/api/v1/change-requests/{cr}/gate/?action=deploy", "ops", 200)
         deployment = self._call("deploy", "POST", f"/api/v1/change-requests/{cr}/deployments/", "ops", 201,

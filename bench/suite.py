@@ -77,6 +77,7 @@ def _queue(reviewer, deployer, size: int) -> list[int]:
             environment__approval_policy__deploy_window_start__isnull=True,
             environment__approval_policy__min_approvals__lte=2,
             change_type=ChangeRequest.ChangeType.NORMAL,
+            revision=1,  # the write path approves revision 1, as bench_seed's queue is (locustfiles/write.py)
         )
         .exclude(risk=ChangeRequest.Risk.HIGH)
         .exclude(contributors__username__in=[PERSONAS["rev2"], PERSONAS["ops"]])

@@ -40,6 +40,9 @@ class Denied(Refused):
 
 
 class InvalidState(Refused):
+    """``code`` names a more precise conflict where one is documented (``revision_changed``: the
+    object moved on since the caller read it)."""
+
     status_code = 409
     detail = "The object's state does not allow this action."
 

@@ -145,9 +145,17 @@ def _validate_grant(*, role, environment, justification, expires_at, privileged,
         raise ValidationError(errors)
 
 
-def _lock_user(user):
-    """Serialise grant decisions per grantee, so two concurrent grants cannot together create a conflict."""
-    return get_user_model().objects.select_for_update().get(pk=user.pk)
+def lock_user(user):
+    """The first lock of every decision about or by a person (docs/architecture.md, "Lock order").
+
+    The grant services take the grantee's row, so two concurrent grants cannot together create a
+    conflict; the releases services that exercise a duty (approve, reject, deploy, roll back,
+    review) take the actor's row before reading the actor's grants, so a revocation committed
+    while they wait takes effect for them. ``FOR NO KEY UPDATE``: it orders these writers among
+    themselves without blocking the foreign-key checks of rows that merely name the user (an
+    audit event's actor, an approval's reviewer), which would otherwise wait on it while holding
+    the chain head."""
+    return get_user_model().objects.select_for_update(no_key=True).get(pk=user.pk)
 
 
 def _grant_data(assignment: RoleAssignment, **extra) -> dict:
@@ -196,7 +204,7 @@ def role_grant(
         role=role, environment=environment, justification=justification, expires_at=expires_at,
         privileged=privileged, at=at,
     )
-    user = _lock_user(user)
+    user = lock_user(user)
     reasons: list[Reason] = []
     if actor.pk == user.pk:
         reasons.append(Reason("self_grant", "Nobody may grant a role to themselves."))
@@ -262,7 +270,7 @@ def _end_grant(assignment: RoleAssignment, status: str, *, actor, reason: str, a
 
 
 def _lock_assignment(assignment: RoleAssignment) -> RoleAssignment:
-    _lock_user(assignment.user)
+    lock_user(assignment.user)
     return RoleAssignment.objects.select_for_update(of=("self",)).select_related("user", "role", "team", "environment").get(
         pk=assignment.pk
     )
@@ -615,7 +623,7 @@ def role_assignment_bootstrap(
         role=role, environment=environment, justification=justification, expires_at=expires_at,
         privileged=privileged, at=at,
     )
-    user = _lock_user(user)
+    user = lock_user(user)
     if not is_member(user, team):
         raise Denied(Reason("not_team_member", f"{user.username} is not a member of team {team.slug}."))
     assignment = RoleAssignment.objects.create(
@@ -750,7 +758,7 @@ def access_review_item_decide(*, actor, item, decision: str, comment: str = "", 
         raise ValidationError({"decision": ["Choose keep or revoke."]})
     if decision == AccessReviewItem.Decision.REVOKE and not (comment or "").strip():
         raise ValidationError({"comment": ["Say why the grant is revoked."]})
-    _lock_user(item.assignment.user)  # before the chain head, which the audit event takes
+    lock_user(item.assignment.user)  # before the chain head, which the audit event takes
     item = AccessReviewItem.objects.select_for_update(of=("self",)).select_related(
         "review", "assignment", "assignment__team", "assignment__user", "assignment__role"
     ).get(pk=item.pk)

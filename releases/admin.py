@@ -1,8 +1,8 @@
 """The releases admin: a client of ``releases.services`` (STYLE.md point 6).
 
-Nothing here writes a governed model. Approval policies and freeze windows are controls, changed
-through ``governance.controls`` while the form validates (a refusal becomes form errors and nothing
-is written; a weakening change waits for a second person). Change
+Nothing here writes a governed model. Approval policies, freeze windows and standard-change templates
+are controls, changed through ``governance.controls`` while the form validates (a refusal becomes form
+errors and nothing is written; a weakening change waits for a second person). Change
 requests, their approvals and deployments are read-only records here: their lifecycle belongs to the
 portal and the API, and the one verb offered (cancel) calls ``change_request_cancel``. Who sees what
 follows RULES.md V1 and V4: the change lists come from ``releases.selectors``; superusers see
@@ -19,7 +19,15 @@ from governance.admin_toolkit import ServiceOnlyAdmin, holds_duty, run_per_objec
 from governance.controls.admin import ControlledAdmin
 from governance.models import Membership
 from releases import selectors, services
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
+from releases.models import (
+    Approval,
+    ApprovalPolicy,
+    ChangeRequest,
+    Deployment,
+    FreezeWindow,
+    RevisionContributor,
+    StandardChangeTemplate,
+)
 
 # --- Who may do what: duties held now, read once per request ---------------------------------------
 
@@ -97,6 +105,21 @@ class FreezeWindowAdmin(ReleaseControlAdmin):
         return ", ".join(sorted(environment.slug for environment in obj.environments.all()))
 
 
+@admin.register(StandardChangeTemplate)
+class StandardChangeTemplateAdmin(ReleaseControlAdmin):
+    """The catalogue of standard changes (C9): a control whose every new entry lowers the bar, so it
+    waits for a second person (RULES.md K3); never deleted, a template is retired by switching it off."""
+
+    control_kind = "releases.standardchangetemplate"
+    list_display = ["name", "environment", "max_risk", "artifact_pattern", "expires_at", "active", "created_by"]
+    list_select_related = ["environment", "created_by"]
+    list_filter = ["active", ("environment", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "artifact_pattern"]
+    fields = ["name", "description", "environment", "max_risk", "artifact_pattern", "expires_at", "active",
+              "created_by"]
+    readonly_fields = ["created_by"]
+
+
 # --- Change requests, approvals, deployments: read-only records ------------------------------------
 
 
@@ -161,11 +184,23 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ApprovalInline(ReadOnlyInline):
     model = Approval
-    fields = ["reviewer", "decision", "revision", "artifact", "via", "is_security", "is_team_member", "stale",
-              "created_at", "comment"]
+    fields = ["reviewer", "decision", "revision", "artifact", "via", "is_security", "is_team_member", "is_on_call",
+              "stale", "created_at", "comment"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("reviewer")
+
+
+class ContributorHistoryInline(ReadOnlyInline):
+    """Who each revision listed as a contributor: everyone here stays barred from deciding it."""
+
+    model = RevisionContributor
+    fields = ["revision", "user", "listed_at"]
+    verbose_name = "contributor of a revision"
+    verbose_name_plural = "contributors, revision by revision"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
 
 
 class DeploymentInline(ReadOnlyInline):
@@ -185,7 +220,7 @@ class CancelReasonForm(helpers.ActionForm):
 
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(ReadOnlyRecordAdmin):
-    inlines = [ApprovalInline, DeploymentInline]
+    inlines = [ApprovalInline, ContributorHistoryInline, DeploymentInline]
     action_form = CancelReasonForm
     actions = ["cancel_selected"]
     list_display = ["id", "title", "team", "environment", "change_type", "risk", "state", "revision", "author",
@@ -202,7 +237,8 @@ class ChangeRequestAdmin(ReadOnlyRecordAdmin):
     search_fields = ["title", "artifact", "author__username"]
     visible_to = staticmethod(selectors.change_requests_visible_to)
     fieldsets = [
-        (None, {"fields": ["title", "description", "team", "environment", "change_type", "risk", "ticket_url"]}),
+        (None, {"fields": ["title", "description", "team", "environment", "change_type", "risk", "emergency_reason",
+                           "ticket_url"]}),
         ("Revision", {"fields": ["artifact", "revision", "author", "contributors"]}),
         ("Lifecycle", {"fields": ["state", "created_at", "submitted_at", "approved_at", "deployed_at", "closed_at",
                                   "close_reason"]}),

@@ -1,10 +1,13 @@
 """The release controls (RULES.md K1): each environment's approval policy, with its deploy window,
-and freeze windows. What would weaken them (K3) and what no policy may allow (K4)."""
-from datetime import datetime, time
+freeze windows and the catalogue of standard changes. What would weaken them (K3) and what no policy
+may allow (K4)."""
+from datetime import datetime, time, timedelta
 
 from django.core.exceptions import ValidationError
 
 from governance.controls.registry import (
+    ADMINISTRATORS,
+    EVERYWHERE,
     ControlKind,
     Scope,
     Weakening,
@@ -19,7 +22,7 @@ from governance.controls.registry import (
 )
 from governance.errors import Reason
 from governance.models import Environment
-from releases.models import ApprovalPolicy, FreezeWindow
+from releases.models import RISK_ORDER, ApprovalPolicy, FreezeWindow, StandardChangeTemplate
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -90,7 +93,7 @@ def default_policy_values(after: dict) -> dict:
     return {**APPROVAL_POLICY.snapshot(ApprovalPolicy(min_approvals=1)), "environment": after.get("environment")}
 
 
-def _policy_rules(policy, deferred) -> None:
+def _policy_rules(policy, deferred, at) -> None:
     errors = {}
     if policy.require_prior_environment_id and policy.require_prior_environment_id == policy.environment_id:
         errors["require_prior_environment"] = ["An environment cannot require itself first."]
@@ -134,7 +137,7 @@ APPROVAL_POLICY = register(ControlKind(
 ))
 
 
-def _ends_after_start(window, deferred) -> None:
+def _ends_after_start(window, deferred, at) -> None:
     if window.starts_at is not None and window.ends_at is not None and window.ends_at <= window.starts_at:
         raise ValidationError({"ends_at": ["A freeze window ends after it starts."]})
     if "environments" in deferred and not deferred["environments"]:
@@ -171,4 +174,73 @@ FREEZE_WINDOW = register(ControlKind(
     clean=_ends_after_start,
     initialise=_set_creator,
     describe=lambda window: window.name,
+))
+
+
+# --- The catalogue of standard changes (C9) --------------------------------------------------------
+
+TEMPLATE_MAX_LIFETIME = timedelta(days=366)
+_WILDCARDS = "*?["
+
+
+def _template_rules(template, deferred, at) -> None:
+    """A pattern starts with a fixed prefix naming the image or package; an active template expires
+    within a year."""
+    errors = {}
+    pattern = template.artifact_pattern or ""
+    fixed = pattern[: min((pattern.find(c) for c in _WILDCARDS if c in pattern), default=len(pattern))]
+    if not any(separator in fixed for separator in "/:@"):
+        errors["artifact_pattern"] = [
+            "Start with a fixed prefix naming the image or package (up to a '/', ':' or '@') before any wildcard."
+        ]
+    if template.active and template.expires_at is not None:
+        if template.expires_at <= at:
+            errors["expires_at"] = ["An active template expires in the future."]
+        elif template.expires_at > at + TEMPLATE_MAX_LIFETIME:
+            errors["expires_at"] = [f"A template lasts at most {TEMPLATE_MAX_LIFETIME.days} days; renew it then."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _risk_raised(before: dict, after: dict) -> list[Weakening]:
+    old, new = before.get("max_risk"), after.get("max_risk")
+    if old in RISK_ORDER and new in RISK_ORDER and RISK_ORDER[new] > RISK_ORDER[old]:
+        return [Weakening("max_risk", f"covers {new}-risk changes (was {old})")]
+    return []
+
+
+def _template_weakens(before: dict | None, after: dict | None) -> list[Weakening]:
+    """Every new template lowers the bar for what it matches (RULES.md K3), unless it starts off."""
+    if after is None:
+        return []
+    if before is None:
+        return [Weakening("", "a new standard-change template: what it matches may skip review")] if after.get(
+            "active") else []
+    return all_of(
+        switched_on("active", "the template"),
+        changed("environment", "environment"),
+        changed("artifact_pattern", "artifact pattern"),
+        _risk_raised,
+        _later_end,
+    )(before, after)
+
+
+def _later_end(before: dict, after: dict) -> list[Weakening]:
+    old, new = _instant(before.get("expires_at")), _instant(after.get("expires_at"))
+    if old and new and new > old:
+        return [Weakening("expires_at", f"expires later ({new:%Y-%m-%d} instead of {old:%Y-%m-%d})")]
+    return []
+
+
+STANDARD_CHANGE_TEMPLATE = register(ControlKind(
+    key="releases.standardchangetemplate",
+    label="standard-change template",
+    model=StandardChangeTemplate,
+    fields=("name", "description", "environment", "max_risk", "artifact_pattern", "expires_at", "active"),
+    scope=lambda before, after: EVERYWHERE,
+    authority=ADMINISTRATORS,
+    weakens=_template_weakens,
+    clean=_template_rules,
+    initialise=_set_creator,
+    describe=lambda template: template.name,
 ))

@@ -12,7 +12,7 @@ from governance.controls.services import control_change, control_change_approve
 from governance.demo import seed_governance
 from governance.models import ControlChange
 from releases import services
-from releases.models import ApprovalPolicy, ChangeRequest
+from releases.models import ApprovalPolicy, ChangeRequest, StandardChangeTemplate
 
 POLICIES = {
     "development": {"min_approvals": 0},
@@ -24,6 +24,13 @@ POLICIES = {
         "approval_ttl_hours": 72,
         "require_interactive_signoff": True,
     },
+}
+# The catalogue of standard changes (C9): staging auto-approves low-risk changes of payments-api.
+TEMPLATE = {
+    "name": "payments-api routine change (staging)",
+    "description": "Configuration and dependency updates of payments-api that need no reviewer in staging.",
+    "max_risk": ChangeRequest.Risk.LOW,
+    "artifact_pattern": "registry.example.com/payments-api*",
 }
 MARKER = "Retry card authorisation on timeout"
 ARTIFACT_1 = "registry.example.com/payments-api@sha256:" + "3f1c" * 16
@@ -53,6 +60,11 @@ def seed_demo() -> None:
                                     values={"environment": envs[slug], **knobs, **extra})
             if change.status == ControlChange.Status.PENDING:
                 control_change_approve(actor=people["sec"], change=change, comment="Demo policy.")
+    if not StandardChangeTemplate.objects.filter(name=TEMPLATE["name"]).exists():
+        # A new template lowers the bar for what it matches: the administrator proposes it, security approves.
+        change = control_change(actor=admin, kind="releases.standardchangetemplate", values={
+            "environment": envs["staging"], "expires_at": timezone.now() + timedelta(days=365), **TEMPLATE})
+        control_change_approve(actor=people["sec"], change=change, comment="Demo catalogue.")
     if ChangeRequest.objects.filter(title=MARKER).exists():
         return
     dev, dev2, rev, rev2, ops = (people[u] for u in ("dev", "dev2", "rev", "rev2", "ops"))
@@ -120,6 +132,6 @@ def seed_demo() -> None:
     submit(dev2, rejected)
     services.change_request_reject(actor=rev2, change_request=rejected, at=tick(25),
                                    comment="Needs a rollback plan first.")
-    standard = create(dev, "staging", "Raise log level for payments-api", "payments-api:2.13.1",
+    standard = create(dev, "staging", "Raise log level for payments-api", "registry.example.com/payments-api:2.13.1",
                       change_type="standard", risk="low")
     submit(dev, standard)

@@ -25,7 +25,7 @@ def _sla(cr: ChangeRequest) -> timedelta:
 
 def eligible_reviewers(cr: ChangeRequest, at: datetime) -> list:
     """Approve-duty holders for the environment who may decide this change, on-call first."""
-    excluded = {cr.author_id, *cr.contributors.values_list("pk", flat=True)}
+    excluded = {cr.author_id, *cr.contributor_history.values_list("user_id", flat=True)}  # any revision
     holders = list(
         duty_holders(duties.APPROVE, environment=cr.environment, at=at)
         .filter(memberships__team_id=cr.team_id)

@@ -1,3 +1,5 @@
+from fnmatch import fnmatchcase
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -112,6 +114,9 @@ class ChangeRequest(models.Model):
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="authored_changes")
     contributors = models.ManyToManyField(User, blank=True, related_name="contributed_changes")
     ticket_url = models.URLField(blank=True, max_length=500)
+    emergency_reason = models.TextField(
+        blank=True, help_text="Why this cannot wait for the normal review (required of an emergency change, C10)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -150,6 +155,72 @@ class ChangeRequest(models.Model):
         return self.change_type == self.ChangeType.EMERGENCY
 
 
+RISK_ORDER = {risk: rank for rank, risk in enumerate(ChangeRequest.Risk.values)}
+
+
+class RevisionContributor(models.Model):
+    """Someone listed as a contributor of a change while it was at ``revision``. Rows are never
+    removed: whoever was ever listed stays barred from approving, deploying and reviewing the change
+    (C2, C5, C10), whatever later revisions list."""
+
+    change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="contributor_history")
+    revision = models.PositiveIntegerField()
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    listed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["change_request", "revision", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["change_request", "revision", "user"], name="contributor_once_per_revision")
+        ]
+        indexes = [models.Index(fields=["user", "change_request"], name="contributor_user_change")]
+
+    def __str__(self):
+        return f"{self.user_id} contributed to r{self.revision} of CR-{self.change_request_id}"
+
+
+class StandardChangeTemplate(models.Model):
+    """A pre-approved kind of change (C9): a change is standard only while an active template of its
+    environment, not yet expired, covers its risk and its artifact."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, help_text="What kind of change this is, and why it is safe.")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="standard_change_templates"
+    )
+    max_risk = models.CharField(
+        max_length=8, choices=ChangeRequest.Risk.choices, default=ChangeRequest.Risk.LOW,
+        help_text="The highest risk a change it covers may declare.",
+    )
+    artifact_pattern = models.CharField(
+        max_length=255,
+        help_text="Shell-style pattern the artifact must match, starting with a fixed prefix "
+        "(e.g. registry.example.com/payments-api@sha256:*).",
+    )
+    expires_at = models.DateTimeField(help_text="The template covers no change from this moment on.")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["environment", "name"]
+        indexes = [models.Index(fields=["environment", "active", "expires_at"], name="template_env_active")]
+
+    def __str__(self):
+        return self.name
+
+    def in_force(self, at) -> bool:
+        return self.active and at < self.expires_at
+
+    def covers(self, change_request: ChangeRequest, at) -> bool:
+        return (
+            self.in_force(at)
+            and self.environment_id == change_request.environment_id
+            and RISK_ORDER[change_request.risk] <= RISK_ORDER[self.max_risk]
+            and fnmatchcase(change_request.artifact, self.artifact_pattern)
+        )
+
+
 class Approval(models.Model):
     """One reviewer's decision on one revision of a change (C2, C3). System approvals have no reviewer."""
 
@@ -171,6 +242,9 @@ class Approval(models.Model):
     via = models.CharField(max_length=8, choices=Via.choices)
     is_security = models.BooleanField(default=False, help_text="The reviewer held security_approve when deciding.")
     is_team_member = models.BooleanField(default=False, help_text="The reviewer was in the change's team.")
+    is_on_call = models.BooleanField(
+        default=False, help_text="The reviewer was an on-call reviewer of the change's team (C10)."
+    )
     stale = models.BooleanField(default=False, help_text="A newer revision dismissed this decision.")
     created_at = models.DateTimeField(default=timezone.now)
     history = HistoricalRecords()

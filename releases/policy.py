@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from governance import duties
 from governance.errors import Reason
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow, StandardChangeTemplate
 
 S = ChangeRequest.State
 APPROVE_DUTIES = frozenset({duties.APPROVE, duties.SECURITY_APPROVE})
@@ -25,7 +25,7 @@ class PolicyContext:
 
     change_request: ChangeRequest
     policy: ApprovalPolicy | None
-    actor_is_contributor: bool
+    contributor_ids: frozenset[int]  # everyone listed as a contributor of any revision, ever
     approvals: tuple[Approval, ...]
     actor: object
     actor_duties: frozenset[str]
@@ -33,10 +33,17 @@ class PolicyContext:
     active_freezes: tuple[FreezeWindow, ...] = ()
     prior_environment_slug: str | None = None
     prior_environment_deployed: bool = True
+    # The templates of the change's environment in force at the moment decided (loaded for
+    # standard changes only): the catalogue a standard change must match (C9).
+    standard_templates: tuple[StandardChangeTemplate, ...] = ()
 
     @property
     def effective_policy(self) -> ApprovalPolicy:
         return self.policy or DEFAULT_POLICY
+
+    @property
+    def actor_is_contributor(self) -> bool:
+        return self.actor.pk in self.contributor_ids
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,25 @@ class ApprovalStatus:
     expired: tuple[Approval, ...]
     security: int
     team_reviewer_present: bool
+    floor_required: bool = False  # K4: production always needs an independent human approval
+    independent: int = 0  # valid approvals by people, neither author nor contributor
 
     @property
-    def met(self) -> bool:
+    def policy_met(self) -> bool:
+        """What the environment's policy asks, on its own."""
         return (
             len({a.reviewer_id or f"auto-{a.pk}" for a in self.valid}) >= self.required
             and self.security >= self.required_security
             and (not self.team_reviewer_required or self.team_reviewer_present or self.required == 0)
         )
+
+    @property
+    def floor_met(self) -> bool:
+        return not self.floor_required or self.independent >= 1
+
+    @property
+    def met(self) -> bool:
+        return self.policy_met and self.floor_met
 
     @property
     def count(self) -> int:
@@ -82,21 +100,52 @@ class Decision:
         }
 
 
+def standard_template(ctx: PolicyContext, at: datetime) -> StandardChangeTemplate | None:
+    """C9: the catalogue entry that makes this change standard at ``at``, if any. The author's own
+    label is not enough: a change is standard only while an active, unexpired template of its
+    environment covers its risk and its artifact."""
+    cr = ctx.change_request
+    if cr.change_type != ChangeRequest.ChangeType.STANDARD:
+        return None
+    return next((t for t in ctx.standard_templates if t.covers(cr, at)), None)
+
+
+def is_independent(approval: Approval, ctx: PolicyContext) -> bool:
+    """K4: a person's approval (not the policy's own), by someone who neither wrote nor ever
+    contributed to the change."""
+    return (
+        approval.via != Approval.Via.AUTO
+        and approval.reviewer_id is not None
+        and approval.reviewer_id != ctx.change_request.author_id
+        and approval.reviewer_id not in ctx.contributor_ids
+    )
+
+
 def approval_status(ctx: PolicyContext, at: datetime) -> ApprovalStatus:
-    """C3, C4, C10: which approvals of the current revision still count, and whether they suffice."""
+    """C3, C4, C9, C10 and the K4 floor: which approvals of the current revision still count, and
+    whether they suffice."""
     cr, policy = ctx.change_request, ctx.effective_policy
-    required = policy.emergency_min_approvals if cr.is_emergency else policy.min_approvals
+    template = standard_template(ctx, at)
+    ttl = timedelta(hours=policy.approval_ttl_hours) if policy.approval_ttl_hours else None
+    # The policy's own approval counts only while a template still makes the change standard.
+    current = [
+        a for a in _current(ctx)
+        if a.decision == Approval.Decision.APPROVED and (a.via != Approval.Via.AUTO or template is not None)
+    ]
+    valid = tuple(a for a in current if ttl is None or a.created_at > at - ttl)
+    expired = tuple(a for a in current if a not in valid)
+    required = policy.min_approvals
+    if cr.is_emergency and (
+        policy.emergency_min_approvals >= policy.min_approvals
+        or any(a.is_on_call or a.is_security for a in valid)
+    ):
+        # C10: fewer approvals only with an on-call reviewer's or security's confirmation among them.
+        required = policy.emergency_min_approvals
     required_security = policy.min_security_approvals
     if cr.risk == ChangeRequest.Risk.HIGH:
         required_security = max(required_security, policy.high_risk_security_approvals)
-    if cr.change_type == ChangeRequest.ChangeType.STANDARD and any(
-        a.via == Approval.Via.AUTO for a in _current(ctx)
-    ):
-        required_security = 0  # C9: the policy itself approved a standard low-risk change
-    ttl = timedelta(hours=policy.approval_ttl_hours) if policy.approval_ttl_hours else None
-    current = [a for a in _current(ctx) if a.decision == Approval.Decision.APPROVED]
-    valid = tuple(a for a in current if ttl is None or a.created_at > at - ttl)
-    expired = tuple(a for a in current if a not in valid)
+    if template is not None and any(a.via == Approval.Via.AUTO for a in valid):
+        required_security = 0  # C9: approved through the catalogue of standard changes
     return ApprovalStatus(
         required=required,
         required_security=required_security,
@@ -105,6 +154,8 @@ def approval_status(ctx: PolicyContext, at: datetime) -> ApprovalStatus:
         expired=expired,
         security=sum(1 for a in valid if a.is_security),
         team_reviewer_present=any(a.is_team_member for a in valid),
+        floor_required=cr.environment.is_production,
+        independent=sum(1 for a in valid if is_independent(a, ctx)),
     )
 
 
@@ -113,14 +164,12 @@ def _current(ctx: PolicyContext) -> list[Approval]:
     return [a for a in ctx.approvals if a.revision == revision and not a.stale]
 
 
-def auto_approvable(ctx: PolicyContext) -> bool:
-    """C9: standard, low-risk changes where the policy allows it."""
-    cr = ctx.change_request
-    return (
-        ctx.effective_policy.allow_auto_approve_standard
-        and cr.change_type == ChangeRequest.ChangeType.STANDARD
-        and cr.risk == ChangeRequest.Risk.LOW
-    )
+def auto_approvable(ctx: PolicyContext, at: datetime) -> StandardChangeTemplate | None:
+    """C9: the template under which the policy approves this change itself (standard, low risk,
+    matched by the catalogue, where the policy allows it), or None."""
+    if not ctx.effective_policy.allow_auto_approve_standard or ctx.change_request.risk != ChangeRequest.Risk.LOW:
+        return None
+    return standard_template(ctx, at)
 
 
 def in_deploy_window(policy: ApprovalPolicy, time_zone: str, at: datetime) -> bool:
@@ -174,7 +223,8 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
         reasons.append(Reason("author_cannot_approve", "The author of a change may not approve or reject it."))
     if ctx.actor_is_contributor:
         reasons.append(
-            Reason("contributor_cannot_approve", "A contributor to a change may not approve or reject it.")
+            Reason("contributor_cannot_approve",
+                   "A contributor to a change (in any of its revisions) may not approve or reject it.")
         )
     if any(a.reviewer_id == ctx.actor.pk for a in _current(ctx)):
         reasons.append(
@@ -197,14 +247,14 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
         reasons.append(Reason("not_approved", f"The change request is {cr.state}, not approved."))
     elif cr.state != S.APPROVED:
         reasons.append(_state_reason(cr, "deploy"))
-    elif not status.met and status.expired:
+    elif not status.policy_met and status.expired:
         reasons.append(
             Reason(
                 "approvals_expired",
                 f"Approvals older than {policy.approval_ttl_hours} hours no longer count; ask for a new review.",
             )
         )
-    elif not status.met:
+    elif not status.policy_met:
         reasons.append(
             Reason(
                 "approvals_insufficient",
@@ -212,12 +262,22 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
                 f"({status.count} of {status.required}, {status.security} of {status.required_security} security).",
             )
         )
+    elif not status.floor_met:
+        reasons.append(
+            Reason(
+                "control_floor",
+                f"A deployment to {cr.environment.slug} needs at least one approval by a person who neither wrote "
+                "nor contributed to the change, whatever its policy says.",
+            )
+        )
     if duties.DEPLOY not in ctx.actor_duties:
         reasons.append(Reason("missing_duty", f"You do not hold deploy for {cr.environment.slug}."))
     if ctx.actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_deploy", "The author of a change may not deploy it."))
     if ctx.actor_is_contributor:
-        reasons.append(Reason("contributor_cannot_deploy", "A contributor to a change may not deploy it."))
+        reasons.append(
+            Reason("contributor_cannot_deploy", "A contributor to a change (in any of its revisions) may not deploy it.")
+        )
     if _is_approver(ctx):
         reasons.append(Reason("approver_cannot_deploy", "Whoever approved a change may not deploy it."))
     if ctx.active_freezes:
@@ -249,10 +309,13 @@ def requirements(ctx: PolicyContext, at: datetime) -> dict:
     gate endpoint's ``requirements``."""
     status = approval_status(ctx, at)
     policy = ctx.effective_policy
+    template = standard_template(ctx, at)
     return {
         "approvals": {"required": status.required, "valid": status.count, "expired": len(status.expired)},
         "security_approvals": {"required": status.required_security, "valid": status.security},
         "team_reviewer": {"required": status.team_reviewer_required, "present": status.team_reviewer_present},
+        "independent_approval": {"required": status.floor_required, "present": status.independent >= 1},
+        "standard_template": template.name if template is not None else None,
         "approval_ttl_hours": policy.approval_ttl_hours,
         "approvals_met": status.met,
         "interactive_signoff_required": policy.require_interactive_signoff,

@@ -2,7 +2,6 @@
 from collections import defaultdict
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -10,7 +9,14 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from governance import duties
 from governance.models import Membership, RoleAssignment
-from releases.models import Approval, ChangeRequest, Deployment, FreezeWindow
+from releases.models import (
+    Approval,
+    ChangeRequest,
+    Deployment,
+    FreezeWindow,
+    RevisionContributor,
+    StandardChangeTemplate,
+)
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 S = ChangeRequest.State
@@ -90,20 +96,44 @@ def deployments_visible_to(user, *, at=None) -> QuerySet[Deployment]:
     return Deployment.objects.filter(change_request__in=change_requests_visible_to(user, at=at))
 
 
+def _contributor_history() -> Prefetch:
+    """Who was ever listed as a contributor (ids only): what the policy bars (C2, C5, C10, K4)."""
+    return Prefetch("contributor_history", queryset=RevisionContributor.objects.only("change_request_id", "user_id"))
+
+
 def with_details(queryset: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
-    """What a change request's representation needs, in a fixed number of queries."""
+    """What a change request's representation and the policy need, in a fixed number of queries."""
     return queryset.select_related("team", "environment", "author", "pir_by").prefetch_related(
         "contributors",
+        _contributor_history(),
         Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")),
     )
+
+
+def ever_contributor_ids(change_request: ChangeRequest) -> frozenset[int]:
+    """Everyone listed as a contributor of any revision of the change (prefetched by the readers
+    of this module)."""
+    return frozenset(record.user_id for record in change_request.contributor_history.all())
+
+
+def templates_in_force(environment_ids, *, at: datetime) -> dict[int, tuple[StandardChangeTemplate, ...]]:
+    """The standard-change templates active and unexpired at ``at``, by environment (one query)."""
+    found: dict[int, list[StandardChangeTemplate]] = defaultdict(list)
+    for template in StandardChangeTemplate.objects.filter(
+        environment_id__in=set(environment_ids), active=True, expires_at__gt=at
+    ).order_by("name", "pk"):
+        found[template.environment_id].append(template)
+    return {environment_id: tuple(templates) for environment_id, templates in found.items()}
 
 
 def for_gate(user, *, at: datetime) -> QuerySet[ChangeRequest]:
     """The change requests ``user`` may see (V1), each with what ``releases.policy.evaluate`` reads
     of it and of ``user`` at ``at`` in the change's own query: its environment and policy, whether
-    the user is in its team or among its contributors, whether a freeze window is in force on its
-    environment. With the approvals, the gate reads one change in two queries after the caller's
-    grants, and a third where the policy names a prior environment (issue 6). Each EXISTS costs
+    the user is in its team, whether a freeze window is in force on its environment. With the
+    approvals and everyone ever listed as a contributor (whom K4's floor needs as well as the
+    actor's own C2/C5 check), the gate reads one change in three queries after the caller's
+    grants, a fourth where the policy names a prior environment (issue 6) and a fifth for a
+    standard change's templates. Each EXISTS costs
     about 0.3 ms of the ORM's time to build, about what a simple query of its own costs.
 
     V1 as ``change_requests_visible_to`` states it, for one change at a time: the team membership
@@ -112,12 +142,9 @@ def for_gate(user, *, at: datetime) -> QuerySet[ChangeRequest]:
         return ChangeRequest.objects.none()
     queryset = (
         ChangeRequest.objects.select_related("environment__approval_policy__require_prior_environment")
-        .prefetch_related("approvals")
+        .prefetch_related("approvals", _contributor_history())
         .annotate(
             actor_in_team=Exists(Membership.objects.filter(user_id=user.pk, team_id=OuterRef("team_id"))),
-            actor_is_contributor=Exists(
-                ChangeRequest.contributors.through.objects.filter(changerequest_id=OuterRef("pk"), user_id=user.pk)
-            ),
             in_freeze=Exists(
                 FreezeWindow.objects.filter(environments=OuterRef("environment_id"), starts_at__lte=at, ends_at__gt=at)
             ),
@@ -166,14 +193,16 @@ def policy_context(
             FreezeWindow.objects.filter(environments=environment, starts_at__lte=at, ends_at__gt=at).order_by("starts_at")
         )
     if gate_read:
-        is_contributor, is_member = cr.actor_is_contributor, cr.actor_in_team
+        is_member = cr.actor_in_team
     else:
-        is_contributor = any(u.pk == actor.pk for u in cr.contributors.all())
         is_member = Membership.objects.filter(user_id=actor.pk, team_id=cr.team_id).exists()
+    templates = ()
+    if cr.change_type == ChangeRequest.ChangeType.STANDARD:
+        templates = templates_in_force([cr.environment_id], at=at).get(cr.environment_id, ())
     return PolicyContext(
         change_request=cr,
         policy=policy,
-        actor_is_contributor=is_contributor,
+        contributor_ids=ever_contributor_ids(cr),
         approvals=tuple(cr.approvals.all()),
         actor=actor,
         actor_duties=actor_duties(actor, environment, at=at, reuse=reuse),
@@ -181,6 +210,7 @@ def policy_context(
         active_freezes=freezes,
         prior_environment_slug=prior_slug,
         prior_environment_deployed=prior_ok,
+        standard_templates=templates,
     )
 
 
@@ -188,13 +218,13 @@ def change_request_for_decision(pk: int, *, lock: bool = False, details: bool = 
     """A change request with everything the policy needs. ``lock`` takes the row lock a transition
     needs in the same statement (on PostgreSQL; SQLite's write transaction serialises already).
     ``details=False``: only what the policy and the audit event read (team, environment, policy,
-    contributors' ids, approvals without their reviewers), for a service that answers with
-    another read or another object."""
+    the ids of everyone ever listed as a contributor, approvals without their reviewers), for a
+    service that answers with another read or another object."""
     if details:
         queryset = with_details(ChangeRequest.objects.filter(pk=pk))
     else:
         queryset = ChangeRequest.objects.filter(pk=pk).select_related("team").prefetch_related(
-            Prefetch("contributors", queryset=get_user_model().objects.only("pk")), "approvals"
+            _contributor_history(), "approvals"
         )
     queryset = queryset.select_related("environment__approval_policy__require_prior_environment")
     if lock:
@@ -227,9 +257,8 @@ def _holds_for_change_environment(user, duty_codes, at: datetime) -> Exists:
 
 
 def _contributed_by(user) -> Exists:
-    return Exists(
-        ChangeRequest.contributors.through.objects.filter(changerequest_id=OuterRef("pk"), user_id=user.pk)
-    )
+    """The outer change listed ``user`` as a contributor in any revision."""
+    return Exists(RevisionContributor.objects.filter(change_request_id=OuterRef("pk"), user_id=user.pk))
 
 
 def change_requests_awaiting_review(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
@@ -294,6 +323,8 @@ def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> di
     )
     for link in links:
         freezes_by_environment[link.environment_id].append(link.freezewindow)
+    standard_environments = {cr.environment_id for cr in crs if cr.change_type == ChangeRequest.ChangeType.STANDARD}
+    templates = templates_in_force(standard_environments, at=at) if standard_environments else {}
     policies = {cr.pk: getattr(cr.environment, "approval_policy", None) for cr in crs}
     needs_prior = {
         cr.pk: policies[cr.pk].require_prior_environment_id
@@ -317,7 +348,7 @@ def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> di
         contexts[cr.pk] = PolicyContext(
             change_request=cr,
             policy=policies[cr.pk],
-            actor_is_contributor=any(u.pk == actor.pk for u in cr.contributors.all()),
+            contributor_ids=ever_contributor_ids(cr),
             approvals=tuple(cr.approvals.all()),
             actor=actor,
             actor_duties=frozenset(duties_by_environment[cr.environment_id] | duties_by_environment[None]),
@@ -325,6 +356,7 @@ def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> di
             active_freezes=tuple(freezes_by_environment[cr.environment_id]),
             prior_environment_slug=policies[cr.pk].require_prior_environment.slug if prior_id else None,
             prior_environment_deployed=(prior_id, cr.artifact) in deployed if prior_id else True,
+            standard_templates=templates.get(cr.environment_id, ()),
         )
     return contexts
 
@@ -369,7 +401,8 @@ def change_requests_opened_by(user, *, at: datetime | None = None) -> QuerySet[C
 
 def change_requests_awaiting_pir(user, *, at: datetime | None = None) -> QuerySet[ChangeRequest]:
     """Deployed emergency changes whose post-implementation review ``user`` may write (C10):
-    approve-duty holder for the environment, neither author nor deployer. Earliest due first."""
+    approve-duty holder for the environment, neither author, contributor nor deployer. Earliest
+    due first."""
     at = at or timezone.now()
     if not user.is_authenticated or not user.is_active:
         return ChangeRequest.objects.none()
@@ -383,6 +416,7 @@ def change_requests_awaiting_pir(user, *, at: datetime | None = None) -> QuerySe
             pir_at__isnull=True,
         )
         .exclude(author_id=user.pk)
+        .exclude(_contributed_by(user))
         .exclude(Exists(Deployment.objects.filter(change_request_id=OuterRef("pk"), deployer_id=user.pk)))
         .select_related("team", "environment", "author")
         .order_by("pir_due_at", "pk")

@@ -22,12 +22,20 @@ from governance import duties
 from governance.errors import Denied, InvalidState, Reason
 from governance.models import Environment, RoleAssignment, Team
 from governance.selectors import has_duty, is_member
+from governance.services import lock_user
 from releases import anomalies, policy, states
-from releases.models import Approval, ChangeRequest, Deployment
-from releases.selectors import change_request_for_decision, change_requests_visible_to, policy_context
+from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
+from releases.selectors import (
+    change_request_for_decision,
+    change_requests_visible_to,
+    ever_contributor_ids,
+    policy_context,
+)
 
 S = ChangeRequest.State
-EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url")
+# What a reviewer reads: changing any of it on a change under review is a new revision (C3).
+EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url", "emergency_reason")
+TEXT_FIELDS = ("title", "description", "artifact", "ticket_url", "emergency_reason")
 HUMAN_CHANNELS = (Approval.Via.PORTAL, Approval.Via.API)
 
 
@@ -96,16 +104,31 @@ def _validate_url(field: str, value: str) -> None:
             raise ValidationError({field: ["Enter an http:// or https:// address."]}) from None
 
 
-def _resolve_contributors(usernames) -> list:
+def _resolve_contributors(usernames, team: Team) -> list:
+    """The users a change of ``team`` may list as contributors: active members of the team. A
+    username nobody has and one the caller may not name get the same answer, so the field tells
+    nothing about which accounts exist."""
     usernames = list(dict.fromkeys(usernames or []))
-    users = list(get_user_model().objects.filter(username__in=usernames))
-    unknown = sorted(set(usernames) - {u.username for u in users})
-    if unknown:
-        raise ValidationError({"contributors": [f"Unknown users: {', '.join(unknown)}."]})
+    users = list(
+        get_user_model().objects.filter(username__in=usernames, is_active=True, memberships__team=team).distinct()
+    )
+    refused = sorted(set(usernames) - {u.username for u in users})
+    if refused:
+        raise ValidationError(
+            {"contributors": [f"Not an active member of team {team.slug}: {', '.join(refused)}."]}
+        )
     return users
 
 
-def _validate_fields(title, artifact, change_type, risk) -> None:
+def _record_contributors(cr: ChangeRequest, users, at: datetime) -> None:
+    """Add ``users`` to the contributor history of the change's current revision (kept forever)."""
+    RevisionContributor.objects.bulk_create(
+        [RevisionContributor(change_request=cr, revision=cr.revision, user=u, listed_at=at) for u in users],
+        ignore_conflicts=True,
+    )
+
+
+def _validate_fields(title, artifact, change_type, risk, emergency_reason) -> None:
     errors = {}
     if not (title or "").strip():
         errors["title"] = ["A title is required."]
@@ -113,6 +136,8 @@ def _validate_fields(title, artifact, change_type, risk) -> None:
         errors["artifact"] = ["Name the artifact to deploy (image digest, commit or version)."]
     if change_type not in ChangeRequest.ChangeType.values:
         errors["change_type"] = [f"Choose one of {', '.join(ChangeRequest.ChangeType.values)}."]
+    elif change_type == ChangeRequest.ChangeType.EMERGENCY and not (emergency_reason or "").strip():
+        errors["emergency_reason"] = ["Say why this change cannot wait for the normal review."]
     if risk not in ChangeRequest.Risk.values:
         errors["risk"] = [f"Choose one of {', '.join(ChangeRequest.Risk.values)}."]
     if errors:
@@ -132,9 +157,11 @@ def change_request_create(
     risk: str = ChangeRequest.Risk.MEDIUM,
     contributors=(),
     ticket_url: str = "",
+    emergency_reason: str = "",
     at: datetime | None = None,
 ) -> ChangeRequest:
-    """C1: open a draft. The creator is the author; CI may list the commit authors as contributors."""
+    """C1: open a draft. The creator is the author; CI may list the commit authors (members of the
+    team) as contributors. An emergency change states why it cannot wait (C10)."""
     at = at or timezone.now()
     reasons = []
     if not has_duty(actor, duties.SUBMIT, environment=environment, at=at):
@@ -143,9 +170,9 @@ def change_request_create(
         reasons.append(Reason("not_team_member", f"You are not a member of team {team.slug}."))
     if reasons:
         raise Denied(reasons)  # before any lookup, so refused callers learn nothing about usernames
-    _validate_fields(title, artifact, change_type, risk)
+    _validate_fields(title, artifact, change_type, risk, emergency_reason)
     _validate_url("ticket_url", ticket_url)
-    contributor_users = _resolve_contributors(contributors)
+    contributor_users = [u for u in _resolve_contributors(contributors, team) if u.pk != actor.pk]
     cr = ChangeRequest.objects.create(
         title=title.strip(),
         description=description or "",
@@ -156,14 +183,17 @@ def change_request_create(
         artifact=artifact.strip(),
         author=actor,
         ticket_url=ticket_url or "",
+        emergency_reason=(emergency_reason or "").strip(),
         created_at=at,
     )
-    cr.contributors.set([u for u in contributor_users if u.pk != actor.pk])
+    cr.contributors.set(contributor_users)
+    _record_contributors(cr, contributor_users, at)
     _mark_duty_used(actor, environment, [duties.SUBMIT], at)
     _record(
         "change_request.created", cr, actor=actor, at=at, from_state="",
         title=cr.title, change_type=cr.change_type, risk=cr.risk,
-        contributors=sorted(u.username for u in contributor_users if u.pk != actor.pk),
+        contributors=sorted(u.username for u in contributor_users),
+        **({"emergency_reason": cr.emergency_reason} if cr.is_emergency else {}),
     )
     return cr
 
@@ -173,14 +203,16 @@ def _settle_approvals(cr: ChangeRequest, actor, at: datetime, ctx: policy.Policy
     ``ctx``, when given, is the policy context of ``cr`` for ``actor`` as it stands now. Returns
     the change request as settled."""
     ctx = ctx or policy_context(cr, actor, at=at)
-    if policy.auto_approvable(ctx) and not any(a.via == Approval.Via.AUTO for a in ctx.approvals if a.revision == cr.revision):
+    template = policy.auto_approvable(ctx, at)
+    if template is not None and not any(a.via == Approval.Via.AUTO for a in ctx.approvals if a.revision == cr.revision):
         Approval.objects.create(
             change_request=cr,
             reviewer=None,
             decision=Approval.Decision.APPROVED,
             revision=cr.revision,
             artifact=cr.artifact,
-            comment=f"Approved by the policy of {cr.environment.slug}: standard, low-risk change.",
+            comment=f"Approved by the policy of {cr.environment.slug}: standard, low-risk change "
+            f"(standard-change template #{template.pk} {template.name!r}).",
             via=Approval.Via.AUTO,
             created_at=at,
         )
@@ -207,12 +239,22 @@ def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime 
     return cr
 
 
+def _reader_values(cr: ChangeRequest, contributors) -> dict:
+    """What a reviewer reads of a change, as recorded before and after an edit."""
+    return {
+        **{name: getattr(cr, name) for name in TEXT_FIELDS},
+        "contributors": sorted(u.username for u in contributors),
+    }
+
+
 @transaction.atomic
 def change_request_update(
     *, actor, change_request: ChangeRequest, changes: dict, at: datetime | None = None
 ) -> ChangeRequest:
-    """Edit a draft or pending request; a new artifact (or contributor list) on a pending or
-    approved request is a new revision: earlier approvals turn stale and it returns to pending (C3)."""
+    """Edit a draft, or a change under review. On a pending or approved change any edit of what a
+    reviewer reads (title, description, ticket, artifact, contributors, emergency reason) is a new
+    revision: earlier approvals turn stale and it returns to pending (C3). The audit event carries
+    each changed value before and after."""
     at = at or timezone.now()
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -225,39 +267,51 @@ def change_request_update(
         reasons.append(Reason("missing_duty", f"You do not hold submit for {cr.environment.slug}."))
     if reasons:
         raise Denied(reasons)
-    new_artifact = "artifact" in changes and (changes["artifact"] or "").strip() != cr.artifact
+    fields = {
+        name: (changes[name] or "") if name == "description" else (changes[name] or "").strip()
+        for name in TEXT_FIELDS if name in changes
+    }
+    fields = {name: value for name, value in fields.items() if value != getattr(cr, name)}
+    current_contributors = list(cr.contributors.all())
     new_contributors = None
     if "contributors" in changes:
-        new_contributors = [u for u in _resolve_contributors(changes["contributors"]) if u.pk != cr.author_id]
-        if {u.pk for u in new_contributors} == {u.pk for u in cr.contributors.all()}:
-            new_contributors = None
-    new_revision = (new_artifact or new_contributors is not None) and cr.state in (S.PENDING, S.APPROVED)
+        listed = [u for u in _resolve_contributors(changes["contributors"], cr.team) if u.pk != cr.author_id]
+        if {u.pk for u in listed} != {u.pk for u in current_contributors}:
+            new_contributors = listed
+    edited = bool(fields) or new_contributors is not None
+    new_revision = edited and cr.state in (S.PENDING, S.APPROVED)
     _require_transition("new_revision" if new_revision else "edit", cr)
     _validate_fields(
-        changes.get("title", cr.title), changes.get("artifact", cr.artifact), cr.change_type, cr.risk
+        fields.get("title", cr.title), fields.get("artifact", cr.artifact), cr.change_type, cr.risk,
+        fields.get("emergency_reason", cr.emergency_reason),
     )
-    if "ticket_url" in changes:
-        _validate_url("ticket_url", changes["ticket_url"])
+    if "ticket_url" in fields:
+        _validate_url("ticket_url", fields["ticket_url"])
     from_state = cr.state
-    fields = {f: (changes[f] or "").strip() if f != "description" else changes[f] or ""
-              for f in ("title", "description", "artifact", "ticket_url") if f in changes}
+    before = _reader_values(cr, current_contributors)
     if new_revision:
         fields.update(revision=cr.revision + 1, state=S.PENDING, approved_at=None)
         for approval in cr.approvals.all():
             if not approval.stale:
                 _set(approval, stale=True)
-    _set(cr, **fields)
+    if fields:
+        _set(cr, **fields)
+    contributors = current_contributors if new_contributors is None else new_contributors
     if new_contributors is not None:
         cr.contributors.set(new_contributors)
+    if new_contributors is not None or new_revision:
+        _record_contributors(cr, contributors, at)  # every revision keeps who it listed
     if new_revision:
         # The new revision meets the policy afresh: auto-approval (C9) or no approval needed at all.
         _settle_approvals(change_request_for_decision(cr.pk), actor, at)
     _mark_duty_used(actor, cr.environment, [duties.SUBMIT], at)
     cr = change_request_for_decision(cr.pk)
+    after = _reader_values(cr, contributors)
+    changed = sorted(name for name in before if before[name] != after[name])
     _record(
         "change_request.revised" if new_revision else "change_request.updated",
-        cr, actor=actor, at=at, from_state=from_state,
-        changed=sorted(set(fields) - {"state", "approved_at", "revision"} | ({"contributors"} if new_contributors is not None else set())),
+        cr, actor=actor, at=at, from_state=from_state, changed=changed,
+        changes={name: {"before": before[name], "after": after[name]} for name in changed},
     )
     return cr
 
@@ -267,14 +321,14 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
+    lock_user(actor)  # before the change and before reading the actor's grants: G5 for decisions in flight
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     if revision is not None and revision != cr.revision:
-        raise InvalidState(
-            f"You reviewed revision {revision}, but the change is now at revision {cr.revision}; review it again."
-        )
+        raise revision_changed(revision, cr.revision)
     action = "approve" if decision == Approval.Decision.APPROVED else "reject"
     ctx = policy_context(cr, actor, at=at)
     _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
+    on_call = cr.team.on_call_reviewers.filter(pk=actor.pk).exists()
     approval = Approval.objects.create(
         change_request=cr,
         reviewer=actor,
@@ -285,6 +339,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         via=via,
         is_security=duties.SECURITY_APPROVE in ctx.actor_duties,
         is_team_member=ctx.actor_is_team_member,
+        is_on_call=on_call,
         created_at=at,
     )
     _mark_duty_used(actor, cr.environment, policy.APPROVE_DUTIES & ctx.actor_duties, at)
@@ -303,8 +358,16 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     else:
         event = "change_request.approved" if cr.state == S.APPROVED else "change_request.approval_recorded"
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
-            security=duties.SECURITY_APPROVE in ctx.actor_duties)
+            security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call)
     return change_request_for_decision(cr.pk)
+
+
+def revision_changed(seen: int, current: int) -> InvalidState:
+    """C3: the reviewer decided on a revision the change has moved past (409 ``revision_changed``)."""
+    return InvalidState(
+        f"You reviewed revision {seen}, but the change is now at revision {current}; review it again.",
+        code="revision_changed",
+    )
 
 
 @audit.deferred()
@@ -312,7 +375,8 @@ def change_request_approve(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None,
 ) -> ChangeRequest:
-    """C2–C4, C11: approve the current revision."""
+    """C2–C4, C11: approve ``revision``, which must still be the current one (the portal and the API
+    always name it; without it, whatever is current when the lock is taken)."""
     return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
                    at=at or timezone.now(), revision=revision)
 
@@ -363,6 +427,7 @@ def deployment_start(
     """C5–C8: start deploying an approved change; the request moves to deploying."""
     at = at or timezone.now()
     _validate_url("pipeline_url", pipeline_url)
+    lock_user(actor)  # lock order: the actor, then the change (docs/architecture.md)
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
     deployment = Deployment.objects.create(
@@ -427,6 +492,7 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datet
     at = at or timezone.now()
     if not (reason or "").strip():
         raise ValidationError({"reason": ["Say why the deployment is rolled back."]})
+    lock_user(actor)
     deployment, cr = _lock_deployment(deployment)
     allowed_from, to_state = states.DEPLOYMENT_TRANSITIONS["rollback"]
     if deployment.state not in allowed_from or not states.allows("rollback", cr.state):
@@ -446,11 +512,13 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datet
 def change_request_review_pir(
     *, actor, change_request: ChangeRequest, notes: str, at: datetime | None = None
 ) -> ChangeRequest:
-    """C10: the post-implementation review of an emergency change, by an approve-duty holder who
-    neither wrote nor deployed it."""
+    """C10: the post-implementation review of an emergency change, by an approve-duty holder from
+    outside the change: neither its author, nor anyone ever listed as its contributor, nor a
+    deployer."""
     at = at or timezone.now()
     if not (notes or "").strip():
         raise ValidationError({"notes": ["Write what the review found."]})
+    lock_user(actor)
     cr = change_request_for_decision(change_request.pk, lock=True)
     if not cr.is_emergency or cr.pir_due_at is None or cr.pir_at is not None:
         raise InvalidState("Only a deployed emergency change awaiting its review can be reviewed.")
@@ -462,6 +530,8 @@ def change_request_review_pir(
         reasons.append(Reason("missing_duty", f"You do not hold approve for {cr.environment.slug}."))
     if actor.pk == cr.author_id:
         reasons.append(Reason("author_cannot_review", "The author of a change may not review it."))
+    if actor.pk in ever_contributor_ids(cr):
+        reasons.append(Reason("contributor_cannot_review", "A contributor to a change may not review it."))
     if actor.pk in deployer_ids:
         reasons.append(Reason("deployer_cannot_review", "Whoever deployed a change may not review it."))
     if reasons:

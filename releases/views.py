@@ -165,6 +165,19 @@ def _checklist(cr: ChangeRequest, deploy: Decision) -> list[Check]:
         checks.append(
             Check(f"A reviewer from team {cr.team.name}", present, "present" if present else "not yet")
         )
+    if requirements["independent_approval"]["required"]:
+        present = requirements["independent_approval"]["present"]
+        checks.append(
+            Check("An approval by someone outside the change", present,
+                  "present" if present else "not yet: needed in production whatever the policy says",
+                  reasons.get("control_floor"))
+        )
+    if cr.change_type == ChangeRequest.ChangeType.STANDARD:
+        template = requirements["standard_template"]
+        checks.append(
+            Check("A standard-change template covers it", template is not None,
+                  template or "none in force: reviewed like a normal change")
+        )
     freezes, frozen = requirements["freeze_windows"], reasons.get("freeze_window_active")
     if not freezes:
         freeze_detail = "none in force"
@@ -298,15 +311,6 @@ def change_request_signoff(request, pk: int):
     form = SignoffForm(request.POST)
     if not form.is_valid():
         return _signoff_page(request, cr, at, form, status=400)
-    if form.cleaned_data["revision"] != cr.revision:
-        refusal = Refusal(
-            "The change moved on while you were reviewing it",
-            [Reason("revision_changed", f"You reviewed revision {form.cleaned_data['revision']}; the change is now "
-                                        f"at revision {cr.revision}. Review the new revision and sign again.")],
-            409,
-        )
-        fresh = SignoffForm(initial={"revision": cr.revision, "comment": form.cleaned_data["comment"]})
-        return _signoff_page(request, cr, at, fresh, refusal=refusal, status=409)
     if not user.check_password(form.cleaned_data["password"]):
         services.signoff_failed(actor=user, change_request=cr, at=at)
         if lockout.signoff_password_failed(request, user):  # counted like a failed login
@@ -316,9 +320,13 @@ def change_request_signoff(request, pk: int):
     approving = form.cleaned_data["decision"] == APPROVE
     service = services.change_request_approve if approving else services.change_request_reject
     try:
+        # The revision the page showed: the service compares it under the change's row lock, so a
+        # revision pushed while the password was checked is never signed in the reviewer's name.
         updated = service(actor=user, change_request=cr, comment=form.cleaned_data["comment"].strip(),
-                          via=Approval.Via.PORTAL, at=at)
+                          via=Approval.Via.PORTAL, revision=form.cleaned_data["revision"], at=at)
     except Refused as refused:
+        if "revision_changed" in refused.codes:
+            return _moved_on(request, pk, form, refused)
         title = "Sign-off refused" if refused.status_code == 403 else "This change cannot be decided now"
         return _signoff_page(request, cr, at, form, refusal=_refusal(title, refused), status=refused.status_code)
     except ValidationError as error:
@@ -331,6 +339,20 @@ def change_request_signoff(request, pk: int):
     else:
         messages.success(request, f"You signed off CR-{cr.pk}; it still needs further approvals.")
     return redirect("releases:change_request", pk=cr.pk)
+
+
+def _moved_on(request, pk: int, form: SignoffForm, refused: Refused):
+    """The change has a newer revision than the one signed: show the new one, nothing signed."""
+    at = timezone.now()
+    cr = _visible_or_404(request.user, pk, at)
+    refusal = Refusal(
+        "The change moved on while you were reviewing it",
+        [Reason("revision_changed", f"You reviewed revision {form.cleaned_data['revision']}; the change is now at "
+                                    f"revision {cr.revision}. Review the new revision and sign again.")],
+        refused.status_code,
+    )
+    fresh = SignoffForm(initial={"revision": cr.revision, "comment": form.cleaned_data["comment"]})
+    return _signoff_page(request, cr, at, fresh, refusal=refusal, status=refused.status_code)
 
 
 # --- Deployments (C5–C8) -------------------------------------------------------------------------

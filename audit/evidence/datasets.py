@@ -29,7 +29,7 @@ from governance import duties
 from governance.models import (
     AccessReviewItem, ConflictRule, Environment, Role, RoleAssignment, RoleDuty, SoDException,
 )
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, RevisionContributor
 
 
 @dataclass
@@ -265,11 +265,15 @@ def _approvals_of(change_ids) -> dict[tuple[int, int], list[tuple]]:
 
 
 def _contributors_of(change_ids) -> dict[int, tuple[list[str], set[int]]]:
-    """The batch's changes' contributors (one query): (usernames sorted, user ids) by change id."""
+    """Everyone listed as a contributor of any revision of the batch's changes (one query):
+    (usernames sorted, user ids) by change id. A contributor removed in a later revision stays:
+    they stay barred from approving and deploying the change (C2, C5)."""
     found: dict[int, tuple[list[str], set[int]]] = {}
-    through = ChangeRequest.contributors.through
-    rows = through.objects.filter(changerequest_id__in=change_ids).values_list(
-        "changerequest_id", "user_id", "user__username"
+    rows = (
+        RevisionContributor.objects.filter(change_request_id__in=change_ids)
+        .order_by()
+        .values_list("change_request_id", "user_id", "user__username")
+        .distinct()
     )
     for change_id, user_id, username in rows:
         names, ids = found.setdefault(change_id, ([], set()))
@@ -383,7 +387,8 @@ DEPLOYMENT_COLUMNS = (
     ("risk", "low, medium or high."),
     ("emergency", "true for an emergency change."),
     ("author", "Who wrote the change."),
-    ("contributors", "Commit authors listed by CI."),
+    ("contributors", "Everyone listed as a contributor (commit author) in any revision of the change, "
+                     "including those a later revision no longer lists."),
     ("approvers", "Approvals of the deployed revision: username, role (approve, security_approve, auto), "
                   "team_member, via (portal, api, auto), at."),
     ("deployer", "Who started the deployment."),

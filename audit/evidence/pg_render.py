@@ -258,8 +258,9 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         ) ap
         CROSS JOIN LATERAL (
           SELECT array_agg(u.username ORDER BY u.username COLLATE "C") AS names, array_agg(m.user_id) AS ids
-          FROM releases_changerequest_contributors m JOIN auth_user u ON u.id = m.user_id
-          WHERE m.changerequest_id = q.c_change_request_id
+          FROM (SELECT DISTINCT r.user_id FROM releases_revisioncontributor r
+                WHERE r.change_request_id = q.c_change_request_id) m
+          JOIN auth_user u ON u.id = m.user_id
         ) co
         LEFT JOIN p ON p.environment_id = q.c_environment_id
              AND (p.valid_from IS NULL OR p.valid_from <= q.c_started_at)

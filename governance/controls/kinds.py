@@ -65,13 +65,13 @@ ENVIRONMENT = register(ControlKind(
     scope=_everywhere,
     authority=ADMINISTRATORS,
     weakens=all_of(_tier_lowered, changed("time_zone", "time zone (deploy windows move with it)")),
-    clean=lambda env, deferred: _valid_time_zone(env),
+    clean=lambda env, deferred, at: _valid_time_zone(env),
     after_apply=_resync_all_environment_holders,
     describe=lambda env: env.slug,
 ))
 
 
-def _on_call_are_members(team, deferred) -> None:
+def _on_call_are_members(team, deferred, at) -> None:
     _valid_time_zone(team)
     reviewers = deferred.get("on_call_reviewers")
     if reviewers and team.pk:
@@ -107,7 +107,7 @@ def _write_duties(role, codes) -> None:
     RoleDuty.objects.bulk_create([RoleDuty(role=role, duty=d) for d in codes if d not in existing])
 
 
-def _known_duties(role, deferred) -> None:
+def _known_duties(role, deferred, at) -> None:
     unknown = sorted(set(deferred.get("duties") or []) - set(duties.ALL))
     if unknown:
         raise ValidationError({"duties": [f"Unknown duties: {', '.join(unknown)}."]})
@@ -147,7 +147,7 @@ def _tier_narrowed(before: dict, after: dict) -> list[Weakening]:
     return []
 
 
-def _two_duties(rule, deferred) -> None:
+def _two_duties(rule, deferred, at) -> None:
     if rule.duty_a == rule.duty_b:
         raise ValidationError({"duty_b": ["A conflict rule pairs two different duties."]})
 
@@ -317,7 +317,7 @@ def _sooner(name: str, what: str):
     return check
 
 
-def _one_schedule(task, deferred) -> None:
+def _one_schedule(task, deferred, at) -> None:
     chosen = [name for name in ("interval", "crontab", "solar", "clocked") if getattr(task, f"{name}_id")]
     if len(chosen) != 1:
         raise ValidationError({"interval": ["Choose exactly one schedule: an interval, a crontab, a solar event or a clocked time."]})

@@ -111,7 +111,7 @@ class ControlKind:
     # these (an environment with no policy is held to the default one). None: creating is never
     # weakening in itself; ``weakens(None, after)`` still decides.
     baseline: Callable[[dict], dict] | None = None
-    clean: Callable[[models.Model, dict], None] | None = None  # kind-specific checks, raise ValidationError
+    clean: Callable[[models.Model, dict, datetime], None] | None = None  # kind's own checks (row, related, at)
     after_apply: Callable[..., None] | None = None  # (obj, before, after, at) once the row is written
     initialise: Callable[[models.Model, object], None] | None = None  # (new row, proposer) before it is checked
     subject: Callable[[models.Model | None, dict], object] | None = None  # the account it concerns

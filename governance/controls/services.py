@@ -91,11 +91,11 @@ def _lock(kind: ControlKind, target):
     return kind.model._default_manager.select_for_update().get(pk=target.pk)
 
 
-def _validate(kind: ControlKind, obj, m2m: dict) -> None:
+def _validate(kind: ControlKind, obj, m2m: dict, at: datetime) -> None:
     exclude = [f.name for f in kind.model._meta.many_to_many] + list(kind.exclude_from_clean)
     obj.full_clean(exclude=exclude, validate_constraints=True)
     if kind.clean is not None:
-        kind.clean(obj, m2m)
+        kind.clean(obj, m2m, at)
 
 
 def _data(change: ControlChange, **extra) -> dict:
@@ -113,12 +113,16 @@ def _data(change: ControlChange, **extra) -> dict:
     }
 
 
-def _record(action: str, change: ControlChange, *, actor, at, **extra) -> None:
+def _record(action: str, change: ControlChange, *, actor, at, target=None, **extra) -> None:
+    """One event per step. Its target is the control itself where the row exists (so the trail of a
+    policy lists its changes), the proposal otherwise (a creation not yet applied, a deletion)."""
     scope = Scope.from_dict(change.scope)
+    if target is None and change.target_id and change.operation != Operation.DELETE:
+        target = registry.get(change.kind).model._default_manager.filter(pk=change.target_id).first()
     audit.record(
         action,
         actor=actor,
-        target=change,
+        target=target if target is not None and target.pk is not None else change,
         environment=scope.environments[0] if len(scope.environments) == 1 else "",
         team=scope.team or "",
         data=_data(change, **extra),
@@ -217,7 +221,7 @@ def control_change(
     else:
         for name, value in sealed.items():
             setattr(obj, name, value)
-        _validate(control, obj, m2m)
+        _validate(control, obj, m2m, at)
         after = control.snapshot(obj, m2m)
         changed = [name for name in control.all_fields if (before or {}).get(name) != after.get(name)]
         if before is not None and not changed:
@@ -336,7 +340,7 @@ def control_change_approve(*, actor, change: ControlChange, comment: str = "", a
         m2m = control.assign(obj, {k: v for k, v in change.after.items() if k not in control.secret_fields})
         for name, value in change.sealed_after.items():
             setattr(obj, name, value)
-        _validate(control, obj, m2m)
+        _validate(control, obj, m2m, at)
     applied = _apply(control, obj, change.operation, m2m, change.sealed_after, before=change.before,
                      after=change.after, at=at)
     change.status = Status.APPLIED

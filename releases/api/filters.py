@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from governance import duties
 from governance.api.filters import IdFilter
 from governance.selectors import duty_assignments
-from releases.models import Approval, ChangeRequest, Deployment
+from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 
 
 def awaiting(user, *, at=None) -> Q:
@@ -20,8 +20,8 @@ def awaiting(user, *, at=None) -> Q:
     holds_approve = Exists(
         duty_assignments(duties.APPROVE, at=at).filter(grant_for_environment, user_id=user.pk)
     ) | Exists(duty_assignments(duties.SECURITY_APPROVE, at=at).filter(grant_for_environment, user_id=user.pk))
-    contributed = Exists(
-        ChangeRequest.contributors.through.objects.filter(changerequest_id=OuterRef("pk"), user_id=user.pk)
+    contributed = Exists(  # in any revision (C2)
+        RevisionContributor.objects.filter(change_request_id=OuterRef("pk"), user_id=user.pk)
     )
     decided = Exists(
         Approval.objects.filter(
@@ -33,7 +33,7 @@ def awaiting(user, *, at=None) -> Q:
 
 AWAITING_ME = (
     "true: pending changes the caller may decide now (holds approve or security_approve on the environment, "
-    "is neither author nor contributor, has not decided this revision); false: all others."
+    "is neither author nor contributor of any revision, has not decided this revision); false: all others."
 )
 
 

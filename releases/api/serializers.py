@@ -25,8 +25,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Approval
-        fields = ["id", "reviewer", "decision", "revision", "artifact", "comment", "via", "is_security", "stale",
-                  "created_at"]
+        fields = ["id", "reviewer", "decision", "revision", "artifact", "comment", "via", "is_security", "is_on_call",
+                  "stale", "created_at"]
         read_only_fields = fields
 
 
@@ -44,8 +44,8 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChangeRequest
         fields = [
-            "id", "title", "description", "team", "environment", "change_type", "risk", "artifact", "revision",
-            "state", "author", "contributors", "ticket_url", "approvals", "created_at", "submitted_at",
+            "id", "title", "description", "team", "environment", "change_type", "risk", "emergency_reason", "artifact",
+            "revision", "state", "author", "contributors", "ticket_url", "approvals", "created_at", "submitted_at",
             "approved_at", "deployed_at", "closed_at", "close_reason", "pir_due_at", "pir_by", "pir_at",
         ]
         read_only_fields = fields
@@ -81,6 +81,13 @@ class TeamReviewerSerializer(serializers.Serializer):
     present = serializers.BooleanField()
 
 
+class IndependentApprovalSerializer(serializers.Serializer):
+    required = serializers.BooleanField(help_text="Production: always (RULES.md K4), whatever the policy says.")
+    present = serializers.BooleanField(
+        help_text="A valid approval by a person who neither wrote nor ever contributed to the change."
+    )
+
+
 class PriorEnvironmentSerializer(serializers.Serializer):
     environment = serializers.CharField(help_text="Slug of the environment the artifact must reach first.")
     deployed = serializers.BooleanField()
@@ -90,6 +97,10 @@ class RequirementsSerializer(serializers.Serializer):
     approvals = ApprovalCountSerializer()
     security_approvals = SecurityApprovalCountSerializer()
     team_reviewer = TeamReviewerSerializer()
+    independent_approval = IndependentApprovalSerializer()
+    standard_template = serializers.CharField(
+        allow_null=True, help_text="The standard-change template that makes this change standard now (C9), if any."
+    )
     approval_ttl_hours = serializers.IntegerField(allow_null=True)
     approvals_met = serializers.BooleanField()
     interactive_signoff_required = serializers.BooleanField()
@@ -140,19 +151,24 @@ class ChangeRequestCreateSerializer(StrictSerializer):
         max_length=255, help_text="What is deployed: an image digest, a commit, a version."
     )
     contributors = Usernames(
-        required=False, default=list, help_text="Usernames of the commit authors; none of them may approve (C2)."
+        required=False, default=list,
+        help_text="Usernames of the commit authors, active members of the team; none of them may approve (C2).",
     )
     ticket_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
+    emergency_reason = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Required for an emergency change: why it cannot wait."
+    )
 
 
 class ChangeRequestUpdateSerializer(StrictSerializer):
-    """A new artifact or contributor list on a pending or approved request is a new revision (C3)."""
+    """Any change to these on a pending or approved request is a new revision (C3)."""
 
     title = serializers.CharField(required=False, max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     artifact = serializers.CharField(required=False, max_length=255)
     contributors = Usernames(required=False)
     ticket_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    emergency_reason = serializers.CharField(required=False, allow_blank=True)
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -162,6 +178,10 @@ class ChangeRequestUpdateSerializer(StrictSerializer):
 
 
 class DecisionSerializer(StrictSerializer):
+    revision = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1,
+        help_text="The revision you reviewed; a change that has moved on since answers 409 `revision_changed`.",
+    )
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 

@@ -44,6 +44,11 @@ DENIED = OpenApiResponse(
 CONFLICT = OpenApiResponse(
     RefusalSerializer, description="The change request's or deployment's state does not allow this (`invalid_state`)."
 )
+DECISION_CONFLICT = OpenApiResponse(
+    RefusalSerializer,
+    description="The change is not pending (`invalid_state`), or it has moved past the `revision` named "
+    "(`revision_changed`): read it again and review the new revision.",
+)
 INVALID_QUERY = OpenApiResponse(
     {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
     description="Bad query parameters: `{parameter: [message, …]}`.",
@@ -125,8 +130,9 @@ class ChangeRequestViewSet(
 
     @extend_schema(
         summary="Edit a draft or pending change request",
-        description="Only the author. A new `artifact` or `contributors` list on a pending request is a new "
-        "revision: earlier approvals turn stale (C3).",
+        description="Only the author. On a pending or approved request any change of what reviewers read (title, "
+        "description, ticket, artifact, contributors, emergency reason) is a new revision: earlier approvals "
+        "turn stale and it returns to pending (C3).",
         request=ChangeRequestUpdateSerializer,
         responses={200: ChangeRequestSerializer, **REFUSALS},
     )
@@ -151,11 +157,11 @@ class ChangeRequestViewSet(
         return self._render(services.change_request_submit(actor=request.user, change_request=change_request))
 
     @extend_schema(
-        summary="Approve the current revision (C2–C4, C11)",
-        description="Refused where the environment takes approvals only from the portal's sign-off form "
-        "(`interactive_signoff_required`).",
+        summary="Approve the revision you reviewed (C2–C4, C11)",
+        description="`revision` names what you reviewed; it must still be the current one. Refused where the "
+        "environment takes approvals only from the portal's sign-off form (`interactive_signoff_required`).",
         request=DecisionSerializer,
-        responses={200: ChangeRequestSerializer, **REFUSALS},
+        responses={200: ChangeRequestSerializer, **REFUSALS, 409: DECISION_CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
@@ -168,10 +174,11 @@ class ChangeRequestViewSet(
         )
 
     @extend_schema(
-        summary="Reject the current revision (C2, C4)",
-        description="Any rejection closes the change request.",
+        summary="Reject the revision you reviewed (C2, C4)",
+        description="`revision` names what you reviewed; it must still be the current one. Any rejection closes "
+        "the change request.",
         request=DecisionSerializer,
-        responses={200: ChangeRequestSerializer, **REFUSALS},
+        responses={200: ChangeRequestSerializer, **REFUSALS, 409: DECISION_CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):

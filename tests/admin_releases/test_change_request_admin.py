@@ -115,7 +115,7 @@ def test_staff_who_see_changes_find_releases_on_the_admin_index(demo, signed_in,
 
     models = {model["object_name"] for app in response.context["app_list"] if app["app_label"] == "releases"
               for model in app["models"]}
-    assert models == {"ApprovalPolicy", "FreezeWindow", "ChangeRequest", "Deployment"}
+    assert models == {"ApprovalPolicy", "FreezeWindow", "StandardChangeTemplate", "ChangeRequest", "Deployment"}
 
 
 def test_staff_without_a_team_or_audit_duty_have_no_releases_admin(demo, signed_in, django_user_model):

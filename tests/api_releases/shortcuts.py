@@ -31,6 +31,8 @@ def new_artifact() -> str:
 
 def draft(demo, author, environment, **extra) -> ChangeRequest:
     fields = {"title": "Tune connection pool", "artifact": new_artifact(), **extra}
+    if fields.get("change_type") == "emergency":
+        fields.setdefault("emergency_reason", "Refunds fail for every customer.")
     return services.change_request_create(actor=author, team=demo.payments, environment=environment, **fields)
 
 

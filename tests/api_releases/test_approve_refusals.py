@@ -4,7 +4,7 @@ from tests.factories import set_control
 
 
 def approve(client, change, comment="LGTM"):
-    return client.post(change_url(change, "approve"), {"comment": comment}, format="json")
+    return client.post(change_url(change, "approve"), {"revision": change.revision, "comment": comment}, format="json")
 
 
 def test_the_author_may_not_approve_their_own_change(demo, api_as, nothing_written):
@@ -88,6 +88,6 @@ def test_a_rejection_is_refused_for_the_same_reasons(demo, api_as, nothing_writt
     change = pending(demo, demo.dev, demo.staging, contributors=["rev"])
     client = api_as(demo.rev)
     with nothing_written():
-        response = client.post(change_url(change, "reject"), {"comment": "No."}, format="json")
+        response = client.post(change_url(change, "reject"), {"revision": 1, "comment": "No."}, format="json")
     assert response.status_code == 403
     assert codes(response) == ["contributor_cannot_approve"]

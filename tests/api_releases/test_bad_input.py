@@ -32,7 +32,7 @@ VALID = {"title": "Rotate TLS certificates", "team": "payments", "environment": 
         ({"change_type": "urgent"}, "change_type", "is not a valid choice"),
         ({"risk": "extreme"}, "risk", "is not a valid choice"),
         ({"contributors": "dev2"}, "contributors", "Expected a list"),
-        ({"contributors": ["dev2", "ghost"]}, "contributors", "Unknown users: ghost."),
+        ({"contributors": ["dev2", "ghost"]}, "contributors", "Not an active member of team payments: ghost."),
         ({"contributors": ["dev2", "de\x00v"]}, "contributors", "Item 1: Null characters are not allowed"),
         ({"contributors": [None]}, "contributors", "Item 0: This field may not be null."),
         ({"ticket_url": "not a url"}, "ticket_url", "valid URL"),
@@ -81,14 +81,18 @@ def test_a_bad_outcome_is_refused(demo, api_as, nothing_written):
     [
         ("cancel", {}, "reason"),
         ("cancel", {"reason": "  "}, "reason"),
-        ("approve", {"comment": None}, "comment"),
-        ("approve", {"comment": "ok", "via": "portal"}, "via"),
+        ("approve", {"revision": 1, "comment": None}, "comment"),
+        ("approve", {"revision": 1, "comment": "ok", "via": "portal"}, "via"),
+        ("approve", {"comment": "ok"}, "revision"),
+        ("approve", {"revision": "latest"}, "revision"),
+        ("approve", {"revision": 0}, "revision"),
+        ("reject", {"comment": "No."}, "revision"),
         ("deployments", {"pipeline_url": "ci run 7"}, "pipeline_url"),
     ],
 )
 def test_a_bad_action_body_names_the_field(demo, api_as, nothing_written, verb, body, field):
     change = pending(demo, demo.dev, demo.staging)
-    user = {"cancel": demo.dev, "approve": demo.rev, "deployments": demo.ops}[verb]
+    user = {"cancel": demo.dev, "approve": demo.rev, "reject": demo.rev, "deployments": demo.ops}[verb]
     client = api_as(user)
     with nothing_written():
         response = client.post(change_url(change, verb), body, format="json")

@@ -23,7 +23,9 @@ def test_a_change_goes_from_commit_to_staging_through_the_api(demo, api_as):
     assert submitted.status_code == 200
     assert submitted.json()["state"] == "pending" and submitted.json()["submitted_at"]
 
-    approval = reviewer.post(change_url(change["id"], "approve"), {"comment": "Cache keys look right."}, format="json")
+    approval = reviewer.post(change_url(change["id"], "approve"),
+                             {"revision": submitted.json()["revision"], "comment": "Cache keys look right."},
+                             format="json")
     assert approval.status_code == 200
     assert approval.json()["state"] == "approved"
     [decision] = approval.json()["approvals"]
@@ -64,7 +66,7 @@ def test_a_failed_rollout_leaves_the_change_failed(demo, api_as):
     change = dev.post(CHANGES, {"title": "Shard ledger writes", "team": "payments", "environment": "staging",
                                 "artifact": "ledger:5.0.0"}, format="json").json()
     dev.post(change_url(change["id"], "submit"))
-    api_as(demo.rev).post(change_url(change["id"], "approve"), {}, format="json")
+    api_as(demo.rev).post(change_url(change["id"], "approve"), {"revision": change["revision"]}, format="json")
     deployment = ops.post(change_url(change["id"], "deployments"), {}, format="json").json()
 
     response = ops.post(deployment_url(deployment["id"], "finish"), {"outcome": "failed", "notes": "Health check."},

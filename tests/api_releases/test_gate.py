@@ -36,6 +36,8 @@ def test_the_gate_gives_every_reason_at_once_and_writes_nothing(demo, api_as, no
         "approvals": {"required": 2, "valid": 0, "expired": 0},
         "security_approvals": {"required": 0, "valid": 0},
         "team_reviewer": {"required": True, "present": False},
+        "independent_approval": {"required": True, "present": False},
+        "standard_template": None,
         "approval_ttl_hours": 72,
         "approvals_met": False,
         "interactive_signoff_required": True,

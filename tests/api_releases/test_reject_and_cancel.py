@@ -5,7 +5,7 @@ from tests.api_releases.shortcuts import approved, change_url, codes, deployed, 
 
 def test_a_reviewer_rejects_a_pending_change(demo, api_as):
     change = pending(demo, demo.dev, demo.staging)
-    response = api_as(demo.rev).post(change_url(change, "reject"), {"comment": "Add a rollback plan."},
+    response = api_as(demo.rev).post(change_url(change, "reject"), {"revision": 1, "comment": "Add a rollback plan."},
                                      format="json")
     assert response.status_code == 200
     body = response.json()

@@ -27,7 +27,8 @@ def test_a_new_artifact_dismisses_earlier_approvals(demo, api_as):
     [approval] = body["approvals"]
     assert approval["reviewer"] == "rev" and approval["revision"] == 1 and approval["stale"] is True
 
-    again = api_as(demo.rev).post(change_url(change, "approve"), {"comment": "Re-checked."}, format="json")
+    again = api_as(demo.rev).post(change_url(change, "approve"), {"revision": 2, "comment": "Re-checked."},
+                                  format="json")
     assert again.status_code == 200 and again.json()["state"] == "approved"
 
 

@@ -31,7 +31,9 @@ def test_a_stronger_policy_applies_at_once_with_its_values_on_the_chain(demo, no
     assert change.status == ControlChange.Status.APPLIED
     assert production_policy(demo).min_approvals == 3
     event = last_event("control.changed")
-    assert (event.actor, event.environment, event.target_id) == (demo.sec, "production", str(change.pk))
+    assert (event.actor, event.environment) == (demo.sec, "production")
+    assert (event.target_type, event.target_id) == ("releases.approvalpolicy", change.target_id)
+    assert event.data["control_change"] == change.pk
     assert event.data["changed"] == ["min_approvals"]
     assert (event.data["before"]["min_approvals"], event.data["after"]["min_approvals"]) == (2, 3)
     assert event.data["weakening"] == []

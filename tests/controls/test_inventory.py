@@ -22,7 +22,7 @@ from audit.models import AuditEvent, NotificationChannel
 from governance.controls import registry
 from governance.controls.services import control_change
 from governance.models import ConflictRule, ControlChange
-from releases.models import ApprovalPolicy
+from releases.models import ApprovalPolicy, StandardChangeTemplate
 from tests.factories import set_control
 
 # Every model in the admin that is not a control, and why (a control is a registered kind).
@@ -49,6 +49,7 @@ NOT_CONTROLS = {
 # Fields of a control that are not part of it, and why.
 NOT_CONTROL_FIELDS = {
     "releases.freezewindow": {"created_by": "who declared it, set by the service from the proposer"},
+    "releases.standardchangetemplate": {"created_by": "who proposed it, set by the service"},
     "auth.user": {
         "password": "nobody sets another person's; the owner sets it through a reset link (K5)",
         "last_login": "written by logging in",
@@ -112,6 +113,12 @@ SAMPLES = {
         "starts_at": (SOON + timedelta(hours=1), WEAKER), "ends_at": (SOON + timedelta(days=9), STRONGER),
         "reason": ("Audit week", NEUTRAL),
     },
+    "releases.standardchangetemplate": {
+        "name": ("payments-api routine", NEUTRAL), "description": ("Dependency bumps only", NEUTRAL),
+        "environment": (lambda d: d.development.pk, WEAKER), "max_risk": ("medium", WEAKER),
+        "artifact_pattern": ("registry.example.com/payments*", WEAKER),
+        "expires_at": (SOON + timedelta(days=300), WEAKER), "active": (False, STRONGER),
+    },
     "governance.environment": {
         "name": ("Live", NEUTRAL), "slug": ("live", NEUTRAL), "tier": ("staging", WEAKER), "order": (9, NEUTRAL),
         "time_zone": ("Asia/Tokyo", WEAKER),
@@ -163,6 +170,7 @@ def _targets(demo):
     return {
         "releases.approvalpolicy": ApprovalPolicy.objects.get(environment=demo.production),
         "releases.freezewindow": freeze,
+        "releases.standardchangetemplate": StandardChangeTemplate.objects.get(),
         "governance.environment": demo.production,
         "governance.team": demo.payments,
         "governance.role": demo.roles["reviewer"],

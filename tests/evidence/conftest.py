@@ -92,6 +92,8 @@ def deploy_in(demo, environment, at, *, title="Retry card authorisation on timeo
     """One change written by dev, approved and deployed at ``at``, through the services.
     Production needs the artifact in staging first and two portal sign-offs (the demo policy)."""
     artifact = artifact or new_artifact()
+    if fields.get("change_type") == "emergency":
+        fields.setdefault("emergency_reason", "Card payments fail for every customer.")
     if environment.slug == "production":
         deploy_in(demo, demo.staging, at, artifact=artifact, title=title)
     cr = releases.change_request_create(

@@ -11,6 +11,7 @@ from audit.evidence import builder, services as evidence_services, writer
 from audit.models import EvidenceExport
 from governance import duties, services as governance
 from governance.models import Role
+from releases.models import RevisionContributor
 from tests.evidence.conftest import build_export, deploy_in
 
 UTC = dt_timezone.utc
@@ -76,6 +77,7 @@ def _seed(demo, period):
     deploy_in(demo, demo.production, at, title='=HYPERLINK("http://x","y")', approvers=(demo.rev, demo.rev2))
     cr, _ = deploy_in(demo, demo.production, at + timedelta(microseconds=120))
     cr.contributors.add(demo.dev2)
+    RevisionContributor.objects.create(change_request=cr, revision=cr.revision, user=demo.dev2)
 
 
 @pytest.mark.django_db

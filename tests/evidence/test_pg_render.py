@@ -14,7 +14,7 @@ from audit.evidence.datasets import PRODUCTION_DEPLOYMENTS
 from governance import duties, services as governance
 from governance.models import Role, RoleAssignment
 from releases import services as releases
-from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, RevisionContributor
 from tests.evidence.conftest import build_export, deploy_in
 from tests.factories import set_control
 
@@ -51,7 +51,14 @@ def _seed(demo, period):
         ChangeRequest.objects.filter(pk=cr.pk).update(ticket_url=value, title=value)
         Deployment.objects.filter(pk=deployment.pk).update(pipeline_url=value[::-1], artifact=value + "@sha")
         if i % 3 == 0:
-            cr.contributors.add(weird, demo.dev2)
+            # Listed in revision 1 (weird) and in revisions 1 and 2 (dev2), written around the
+            # services: the bundle lists each person once, whichever revisions listed them.
+            cr.contributors.add(demo.dev2)
+            RevisionContributor.objects.bulk_create([
+                RevisionContributor(change_request=cr, revision=1, user=weird),
+                RevisionContributor(change_request=cr, revision=1, user=demo.dev2),
+                RevisionContributor(change_request=cr, revision=2, user=demo.dev2),
+            ])
         changes.append(cr)
     # A violation: the deployer also approved (written around the services).
     _, violated = deploy_in(demo, demo.production, at + timedelta(hours=1))
@@ -60,7 +67,9 @@ def _seed(demo, period):
         revision=violated.revision, artifact=violated.artifact, via=Approval.Via.API, created_at=at + timedelta(hours=1),
     )
     # Emergency changes: one reviewed after its due time, one never reviewed (overdue).
-    reviewed, _ = deploy_in(demo, demo.production, at + timedelta(hours=2), change_type="emergency")
+    # sec's sign-off confirms the emergency's single approval (C10) and holds no exception: "pass".
+    reviewed, _ = deploy_in(demo, demo.production, at + timedelta(hours=2), change_type="emergency",
+                            approvers=(demo.sec,))
     ChangeRequest.objects.filter(pk=reviewed.pk).update(risk=ChangeRequest.Risk.HIGH)
     reviewed.refresh_from_db()
     releases.change_request_review_pir(actor=demo.rev2, change_request=reviewed, notes="ok, fine",

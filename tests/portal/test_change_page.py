@@ -107,7 +107,7 @@ def test_the_page_costs_the_same_queries_at_two_sizes(demo, client_as, approved_
     for n in range(2, 6):
         services.change_request_update(
             actor=demo.dev, change_request=cr,
-            changes={"artifact": f"payments-api:2.15.{n}", "contributors": ["dev2", "idev", "auditor"][: n - 1]},
+            changes={"artifact": f"payments-api:2.15.{n}", "contributors": ["dev2", "mgr", "auditor"][: n - 1]},
         )
         services.signoff_failed(actor=demo.rev2, change_request=cr)
         services.change_request_approve(actor=demo.rev if n % 2 else demo.rev2, change_request=cr)

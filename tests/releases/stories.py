@@ -14,7 +14,12 @@ def new_artifact(name: str = "payments-api") -> str:
     return f"registry.example.com/{name}@sha256:{next(_artifacts):064x}"
 
 
+EMERGENCY_REASON = "Card payments fail for every customer since the last release."
+
+
 def draft(demo, at, *, author=None, environment=None, team=None, artifact=None, **fields) -> ChangeRequest:
+    if fields.get("change_type") == "emergency":
+        fields.setdefault("emergency_reason", EMERGENCY_REASON)
     return services.change_request_create(
         actor=author or demo.dev,
         team=team or demo.payments,

@@ -65,10 +65,10 @@ def submit_auto_approved(demo, now):
 
 
 def edit(demo, now):
-    cr = pending(demo, now)
+    cr = draft(demo, now)
     changes = {"title": "Retry once"}
     return Step(lambda at: services.change_request_update(actor=demo.dev, change_request=cr, changes=changes, at=at),
-                "change_request.updated", "dev", "pending", "pending", ("dev", "developer", demo.staging))
+                "change_request.updated", "dev", "draft", "draft", ("dev", "developer", demo.staging))
 
 
 def new_revision(demo, now):
@@ -134,7 +134,7 @@ def rollback(demo, now):
 
 
 def post_implementation_review(demo, now):
-    cr = approved_in_production(demo, now, change_type="emergency", reviewers=(demo.rev2,))
+    cr = approved_in_production(demo, now, change_type="emergency", reviewers=(demo.sec,))
     deploy(demo, cr, now)
     return Step(lambda at: services.change_request_review_pir(actor=demo.rev, change_request=cr, notes="Fine.", at=at),
                 "change_request.pir_completed", "rev", "deployed", "deployed", ("rev", "reviewer", demo.production))

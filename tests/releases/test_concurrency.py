@@ -1,44 +1,20 @@
 """Decisions that race: the services lock the change request they transition, so two people acting
 at the same moment are serialised and the second one sees what the first did. Needs real
 concurrent transactions: PostgreSQL, committed data, one connection per thread."""
-import threading
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 
 from audit.models import AuditEvent
 from governance.errors import Denied, InvalidState
 from releases import services
 from releases.models import Approval, ChangeRequest, Deployment
 from tests.factories import UserFactory, bootstrap_grant
+from tests.releases.racing import at_the_same_moment
 from tests.releases.stories import approved_in_production, events_for, new_artifact, pending_in_production
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def at_the_same_moment(*calls) -> list:
-    """Run each call in its own thread, released together; returns each call's result or exception."""
-    start = threading.Barrier(len(calls))
-    outcomes: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            start.wait(timeout=30)
-            outcomes[index] = call()
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, call), name=f"actor-{i}") for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "still running after 60 s: a deadlock?"
-    return outcomes
 
 
 def assert_audit_chain_intact():

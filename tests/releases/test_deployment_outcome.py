@@ -91,7 +91,7 @@ def test_an_outcome_is_succeeded_or_failed(demo, now, nothing_written):
 
 
 def test_an_emergency_that_succeeded_is_due_for_review(demo, now):
-    cr = approved_in_production(demo, now, change_type="emergency", reviewers=(demo.rev,))
+    cr = approved_in_production(demo, now, change_type="emergency", reviewers=(demo.sec,))
     deployment = services.deployment_start(actor=demo.ops, change_request=cr, at=now)
 
     finish(demo.ops, deployment, now + timedelta(hours=1))

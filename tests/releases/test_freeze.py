@@ -60,6 +60,8 @@ def test_an_emergency_change_with_a_security_approval_passes_the_freeze(demo, no
 
 
 def test_an_emergency_change_without_a_security_approval_is_frozen(demo, now, year_end_freeze, nothing_written):
+    """rev is on call: their one sign-off is the emergency minimum (C10), but it is no security approval."""
+    demo.payments.on_call_reviewers.add(demo.rev)
     cr = pending_in_production(demo, now, change_type="emergency")
     cr = services.change_request_approve(actor=demo.rev, change_request=cr, via="portal", at=now)
     assert cr.state == "approved"

@@ -23,16 +23,17 @@ def change(**fields):
     return ChangeRequest(**{**defaults, **fields})
 
 
-def approval(reviewer, *, hours_ago=1, revision=1, security=False, team=True, via="portal", stale=False):
+def approval(reviewer, *, hours_ago=1, revision=1, security=False, team=True, via="portal", stale=False,
+             on_call=False):
     return Approval(reviewer=reviewer, decision="approved", revision=revision, via=via, is_security=security,
-                    is_team_member=team, stale=stale, created_at=AT - timedelta(hours=hours_ago))
+                    is_team_member=team, is_on_call=on_call, stale=stale, created_at=AT - timedelta(hours=hours_ago))
 
 
 def context(cr, actor, actor_duties=(), approvals=(), policy=None, **extra):
     return PolicyContext(
         change_request=cr, policy=policy or ApprovalPolicy(min_approvals=2, team_reviewer_required=True,
                                                            high_risk_security_approvals=1, approval_ttl_hours=72),
-        actor_is_contributor=actor.pk == CONTRIBUTOR.pk, approvals=tuple(approvals), actor=actor,
+        contributor_ids=frozenset({CONTRIBUTOR.pk}), approvals=tuple(approvals), actor=actor,
         actor_duties=frozenset(actor_duties), actor_is_team_member=True, **extra,
     )
 
@@ -69,6 +70,8 @@ def test_a_clean_deployment_is_allowed_with_its_requirements():
         "approvals": {"required": 2, "valid": 2, "expired": 0},
         "security_approvals": {"required": 0, "valid": 0},
         "team_reviewer": {"required": True, "present": True},
+        "independent_approval": {"required": False, "present": True},
+        "standard_template": None,
         "approval_ttl_hours": 72,
         "approvals_met": True,
         "interactive_signoff_required": False,
@@ -105,10 +108,16 @@ def test_high_risk_needs_the_security_approval_and_the_team_reviewer():
     assert approval_status(context(cr, OPS, approvals=team_and_security), AT).met
 
 
-def test_an_emergency_needs_the_emergency_minimum():
+def test_an_emergency_needs_the_emergency_minimum_confirmed_by_on_call_or_security():
+    """C10: the policy asks two approvals, one of an emergency; the one counts only when an on-call
+    reviewer or security gives it."""
     cr = change(change_type="emergency", state="pending")
-    assert approval_status(context(cr, OPS, approvals=[approval(REV)]), AT).met
-    assert approval_status(context(cr, OPS, approvals=[approval(REV)]), AT).required == 1
+    for confirmed in (approval(REV, on_call=True), approval(SEC, security=True)):
+        status = approval_status(context(cr, OPS, approvals=[confirmed]), AT)
+        assert (status.required, status.met) == (1, True)
+    unconfirmed = approval_status(context(cr, OPS, approvals=[approval(REV)]), AT)
+    assert (unconfirmed.required, unconfirmed.met) == (2, False)
+    assert approval_status(context(cr, OPS, approvals=[approval(REV), approval(REV2)]), AT).met
 
 
 @pytest.mark.parametrize(

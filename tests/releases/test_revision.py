@@ -81,12 +81,13 @@ def test_adding_a_contributor_is_a_new_revision_too(demo, now):
     assert refused.value.codes == ["contributor_cannot_approve"]
 
 
-def test_editing_the_description_is_not_a_new_revision(demo, now):
-    cr = pending(demo, now)
+def test_editing_a_draft_is_not_a_new_revision(demo, now):
+    """Nobody has reviewed a draft yet: its text changes in place."""
+    cr = draft(demo, now)
 
     cr = update(cr, now, description="Adds a jittered backoff.", title="Retry with backoff")
 
-    assert (cr.state, cr.revision, cr.title) == (S.PENDING, 1, "Retry with backoff")
+    assert (cr.state, cr.revision, cr.title) == (S.DRAFT, 1, "Retry with backoff")
     assert events_for(cr)[-1].action == "change_request.updated"
 
 

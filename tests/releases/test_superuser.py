@@ -55,7 +55,7 @@ def test_admin_may_not_deploy(demo, now, nothing_written):
 
 def test_admin_may_not_roll_back_or_review(demo, now, nothing_written):
     cr = pending_in_production(demo, now, change_type="emergency")
-    cr = services.change_request_approve(actor=demo.rev, change_request=cr, via="portal", at=now)
+    cr = services.change_request_approve(actor=demo.sec, change_request=cr, via="portal", at=now)
     deployment = deploy(demo, cr, now)
 
     with nothing_written(), pytest.raises(Denied) as refused:

@@ -34,7 +34,8 @@ def _deployed_emergency(demo, at):
 
     bootstrap_grant(demo.rev, "reviewer", demo.payments, demo.development)
     cr = services.change_request_create(actor=demo.dev, team=demo.payments, environment=demo.development,
-                                        title="Hotfix", artifact="payments-api:hotfix", change_type="emergency", at=at)
+                                        title="Hotfix", artifact="payments-api:hotfix", change_type="emergency",
+                                        emergency_reason="Checkout is down.", at=at)
     services.change_request_submit(actor=demo.dev, change_request=cr, at=at)
     services.change_request_approve(actor=demo.rev, change_request=cr, at=at + timedelta(minutes=2))  # C10: one
     bootstrap_grant(demo.ops, "operations", demo.payments, demo.development)

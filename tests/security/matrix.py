@@ -126,13 +126,13 @@ API_ROWS = [
         expect("403 missing_duty", dev="403 not_author", dev2=200, idev=404, **ANON_401)),
     Row("change-approve", "POST", "/api/v1/change-requests/{cr_staging_pending}/approve/",
         expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
-               **ANON_401), body={"comment": "Matrix."}),
+               **ANON_401), body={"revision": 1, "comment": "Matrix."}),
     Row("change-approve-identity", "POST", "/api/v1/change-requests/{cr_identity}/approve/",
         expect(404, idev="409 invalid_state", **each(SEES_ALL, "409 invalid_state"), **ANON_401),
-        body={"comment": "Matrix."}),
+        body={"revision": 1, "comment": "Matrix."}),
     Row("change-reject", "POST", "/api/v1/change-requests/{cr_staging_pending}/reject/",
         expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
-               **ANON_401), body={"comment": "Matrix."}),
+               **ANON_401), body={"revision": 1, "comment": "Matrix."}),
     Row("change-cancel", "POST", "/api/v1/change-requests/{cr_staging_pending}/cancel/",
         expect("403 not_author", dev=200, mgr=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
     Row("change-gate", "GET", "/api/v1/change-requests/{cr_rotate_prod}/gate/?action=deploy", SEES_PAYMENTS_CHANGE),
@@ -256,6 +256,7 @@ ADMIN_OBJECTS = {
     "django_celery_beat.intervalschedule": "beat_interval",
     "releases.approvalpolicy": "policy_production",
     "releases.freezewindow": "freeze_window",
+    "releases.standardchangetemplate": "standard_template",
     "releases.changerequest": "cr_prod_pending",
     "releases.deployment": "dep_staged",
     "audit.auditevent": "audit_event",
@@ -327,6 +328,8 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "governance.accessreviewitem": pages(ALL_STAFF, NO_STAFF, version=NO_VERSION),
     "releases.approvalpolicy": pages(ALL_STAFF, adm(200, 403, 403, 200), version=ALL_STAFF),
     "releases.freezewindow": pages(ALL_STAFF, adm(200, 403, 403, 200), version=ALL_STAFF),
+    # C9: the catalogue of standard changes is security's; a superuser without the duty only reads it.
+    "releases.standardchangetemplate": pages(ALL_STAFF, SECURITY_AND_ADMIN, version=ALL_STAFF),
     "releases.changerequest": pages(ALL_STAFF, NO_STAFF, version=ALL_STAFF),
     "releases.deployment": pages(ALL_STAFF, NO_STAFF, version=ALL_STAFF),
 }
@@ -410,7 +413,7 @@ def build_world() -> dict:
     from governance.controls.services import control_change
     from governance.models import ConflictRule, Environment, Role, RoleAssignment, Team
     from releases import services as releases
-    from releases.models import ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow
+    from releases.models import ApprovalPolicy, ChangeRequest, Deployment, FreezeWindow, StandardChangeTemplate
 
     users = {u.username: u for u in get_user_model().objects.all()}
     teams = {t.slug: t for t in Team.objects.all()}
@@ -507,6 +510,7 @@ def build_world() -> dict:
         "group": group.pk,
         "policy_production": ApprovalPolicy.objects.get(environment=envs["production"]).pk,
         "freeze_window": freeze.pk,
+        "standard_template": StandardChangeTemplate.objects.order_by("pk").first().pk,
         "audit_event": AuditEvent.objects.order_by("pk").first().pk,
         "channel": channel.pk,
         "control_change": proposal.pk,
