@@ -117,7 +117,7 @@ SAMPLES = {
         "name": ("payments-api routine", NEUTRAL), "description": ("Dependency bumps only", NEUTRAL),
         "environment": (lambda d: d.development.pk, WEAKER), "max_risk": ("medium", WEAKER),
         "artifact_pattern": ("registry.example.com/payments*", WEAKER),
-        "expires_at": (SOON + timedelta(days=300), WEAKER), "active": (False, STRONGER),
+        "expires_at": (SOON + timedelta(days=362, hours=23), WEAKER), "active": (False, STRONGER),
     },
     "governance.environment": {
         "name": ("Live", NEUTRAL), "slug": ("live", NEUTRAL), "tier": ("staging", WEAKER), "order": (9, NEUTRAL),
