@@ -50,9 +50,8 @@ class Window:
 
     ordinal: int  # windows in order of their start (then of the change that opened them)
     control: str  # "approval policy production"
-    environments: tuple[str, ...]  # slugs; empty with ``everywhere`` or ``team``
+    environments: tuple[str, ...]  # slugs; empty when ``everywhere``
     everywhere: bool
-    team: str | None
     since: datetime  # the change that made it weaker was applied
     until: datetime | None  # the next change to the control was applied (None: still so at the period's end)
     change_id: int
@@ -64,17 +63,15 @@ class Window:
         return (f"{WEAKENED}: {self.control}: {'; '.join(self.reasons)} (weaker than at the period's start: "
                 f"control change #{self.change_id}, from {iso(self.since)} {until})")
 
-    def concerns(self, environment: str, team: str) -> bool:
-        return self.everywhere or environment in self.environments or (self.team is not None and self.team == team)
 
 
-def _window_scope(kind, start_state: dict | None, state: dict | None) -> tuple[tuple[str, ...], bool, str | None]:
-    """The environments the control concerns in either state (K6's scope of the kind); a scope
-    naming neither environments nor a team spans all of them."""
+def _window_scope(kind, start_state: dict | None, state: dict | None) -> tuple[tuple[str, ...], bool]:
+    """The environments the control concerns in either state (K6's scope of the kind). A scope
+    naming no environment (all of them, or a team's own controls) concerns every deployment."""
     scope: Scope = kind.scope(start_state, state)
     environments = tuple(sorted(set(scope.environments)))
-    everywhere = scope.everywhere or not (environments or scope.team)
-    return (() if everywhere else environments), everywhere, (None if everywhere else scope.team)
+    everywhere = scope.everywhere or not environments
+    return (() if everywhere else environments), everywhere
 
 
 def weakened_windows(start: datetime, end: datetime) -> list[Window]:
@@ -99,14 +96,14 @@ def weakened_windows(start: datetime, end: datetime) -> list[Window]:
             reasons = kind.weakening(start_state, state)
             if not reasons:
                 continue
-            environments, everywhere, team = _window_scope(kind, start_state, state)
+            environments, everywhere = _window_scope(kind, start_state, state)
             until = steps[index + 1][4] if index + 1 < len(steps) else None
-            found.append((applied_at, pk, target_repr, environments, everywhere, team, until,
+            found.append((applied_at, pk, target_repr, environments, everywhere, until,
                           tuple(r.message for r in reasons)))
     found.sort(key=lambda w: (w[0], w[1]))
     return [
-        Window(ordinal, control, environments, everywhere, team, since, until, pk, reasons)
-        for ordinal, (since, pk, control, environments, everywhere, team, until, reasons) in enumerate(found)
+        Window(ordinal, control, environments, everywhere, since, until, pk, reasons)
+        for ordinal, (since, pk, control, environments, everywhere, until, reasons) in enumerate(found)
     ]
 
 
@@ -133,7 +130,6 @@ class ControlHistory:
     policy_versions: dict = field(default_factory=dict)
     no_policy: dict = field(default_factory=dict)  # production environment id without recorded policy -> findings
     _by_environment: dict = field(default_factory=dict, repr=False)
-    _by_team: dict = field(default_factory=dict, repr=False)
     _everywhere: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
@@ -142,17 +138,13 @@ class ControlHistory:
                 self._everywhere.append(window)
             for slug in window.environments:
                 self._by_environment.setdefault(slug, []).append(window)
-            if window.team is not None:
-                self._by_team.setdefault(window.team, []).append(window)
 
-    def weakened_at(self, environment: str, team: str, at: datetime) -> list[str]:
-        """The windows of controls concerning the environment (or the team) open at ``at``."""
+    def weakened_at(self, environment: str, at: datetime) -> list[str]:
+        """The findings of the windows open at ``at`` of controls concerning the environment."""
         if not self.windows:
             return []
-        candidates = {w.ordinal: w for w in (*self._everywhere, *self._by_environment.get(environment, ()),
-                                              *self._by_team.get(team, ()))}
-        return [w.finding for _, w in sorted(candidates.items())
-                if w.since <= at and (w.until is None or at < w.until)]
+        candidates = sorted((*self._everywhere, *self._by_environment.get(environment, ())), key=lambda w: w.ordinal)
+        return [w.finding for w in candidates if w.since <= at and (w.until is None or at < w.until)]
 
     def below_baseline_at(self, policy_history: dict, environment_id: int, at: datetime) -> list[str]:
         """The baseline findings of the policy version ``datasets.policy_at`` gives for ``at``."""

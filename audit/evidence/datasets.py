@@ -173,11 +173,11 @@ def load_control_history(ctx: Context, baseline: PolicyBaseline | None) -> None:
     )
 
 
-def control_findings(ctx: Context, environment_id: int, environment: str, team: str, at: datetime) -> list[str]:
+def control_findings(ctx: Context, environment_id: int, environment: str, at: datetime) -> list[str]:
     """K7: a deployment started while a control concerning it was weaker than at the period's
     start (``control_weakened``), or under a policy below the framework's baseline (``below_baseline``)."""
     history = ctx.control_history
-    return (history.weakened_at(environment, team, at)
+    return (history.weakened_at(environment, at)
             + history.below_baseline_at(ctx.policy_history, environment_id, at))
 
 
@@ -390,7 +390,7 @@ def deployment_rows(ctx: Context, batch: list[tuple]) -> list[dict]:
             "policy_findings": _policy_findings(emergency, risk, change_type, approvers, policy),
             "sod_verdict": verdict,
             "sod_findings": sod + exceptions,
-            "control_findings": control_findings(ctx, environment_id, environment, team, started_at),
+            "control_findings": control_findings(ctx, environment_id, environment, started_at),
         })
     return rows
 

@@ -192,21 +192,19 @@ def _no_policy_table(ctx: ds.Context) -> str:
 
 def _window_table(ctx: ds.Context) -> str:
     """The windows in which a control was weaker than at the period's start (computed once, in
-    audit.evidence.control_history), one row per environment they concern (environment and team
-    NULL for one concerning every environment), each with its finding already written."""
+    audit.evidence.control_history), one row per environment they concern (environment NULL for one
+    concerning every environment), each with its finding already written."""
     rows = []
     for window in ctx.control_history.windows:
         for environment in window.environments or (None,):
-            rows.append((window.ordinal, environment, window.team, window.everywhere, window.since, window.until,
-                         window.finding))
-    return _values(rows, ("integer", "text", "text", "boolean", "timestamptz", "timestamptz", "text"))
+            rows.append((window.ordinal, environment, window.everywhere, window.since, window.until, window.finding))
+    return _values(rows, ("integer", "text", "boolean", "timestamptz", "timestamptz", "text"))
 
 
-def _weakened_at(environment: str, team: str, at: str) -> str:
-    """The findings of the windows open at ``at`` for the environment or team (ControlHistory.weakened_at)."""
-    return (f"ARRAY(SELECT x.finding FROM (SELECT DISTINCT w.ordinal, w.finding FROM w WHERE (w.everywhere "
-            f"OR w.environment = {environment} OR w.team = {team}) AND w.opened_at <= {at} "
-            f"AND (w.closed_at IS NULL OR {at} < w.closed_at)) x ORDER BY x.ordinal)")  # built from code constants only  # nosec B608
+def _weakened_at(environment: str, at: str) -> str:
+    """The findings of the windows open at ``at`` for the environment (ControlHistory.weakened_at)."""
+    return (f"ARRAY(SELECT w.finding FROM w WHERE (w.everywhere OR w.environment = {environment}) "
+            f"AND w.opened_at <= {at} AND (w.closed_at IS NULL OR {at} < w.closed_at) ORDER BY w.ordinal)")  # built from code constants only  # nosec B608
 
 
 def _grant_table(ctx: ds.Context) -> str:
@@ -248,7 +246,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
                                         "q.c_change_request_created_at")}"""  # built from code constants and _lit()-escaped values only  # nosec B608
     else:
         exceptions = "ARRAY[]::text[]"
-    weakened = (_weakened_at("q.c_environment_slug", "q.c_change_request_team_slug", "q.c_started_at")
+    weakened = (_weakened_at("q.c_environment_slug", "q.c_started_at")
                 if ctx.control_history.windows else "ARRAY[]::text[]")
     sql_r = f"""
         SELECT q.*,
@@ -378,7 +376,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         "team_reviewer_required, below_baseline)": _policy_table(ctx),
         "g(user_id, environment_id, exc, approved_at, expires_at, ended_at)": _grant_table(ctx),
         "nb(environment_id, findings)": _no_policy_table(ctx),
-        "w(ordinal, environment, team, everywhere, opened_at, closed_at, finding)": _window_table(ctx),
+        "w(ordinal, environment, everywhere, opened_at, closed_at, finding)": _window_table(ctx),
     }), params
 
 

@@ -104,15 +104,19 @@ def test_a_weakening_applied_without_an_independent_second_person_is_the_tamper_
 
 @pytest.mark.parametrize("framework", ["sox", "iso27001"])
 def test_the_report_says_who_changed_the_controls_and_who_approved(demo, period, bundle_of, sec2, framework):
+    stronger = control_change(actor=demo.sec, kind="releases.approvalpolicy",
+                              target=ApprovalPolicy.objects.get(environment=demo.production),
+                              values={"high_risk_security_approvals": 2}, at=period.start_at + timedelta(hours=1))
     story = weakened_then_restored(demo, sec2, period)
     report = bundle_of(build_export(demo, framework, period)).members["report.html"].decode()
 
     section = report[report.index("<h2>Control changes"):report.index("<h2>Datasets")]
-    assert "2 changes to the controls" in section
+    assert "3 changes to the controls" in section
     weakening_at = section.index(f'<td class="num">{story.weakening.pk}</td>')
+    stronger_at = section.index(f'<td class="num">{stronger.pk}</td>')
     restore_at = section.index(f'<td class="num">{story.restore.pk}</td>')
-    assert weakening_at < restore_at  # weakening changes first
-    weakening_row = section[weakening_at:restore_at]
+    assert weakening_at < stronger_at < restore_at  # weakening changes first, then in the order proposed
+    weakening_row = section[weakening_at:stronger_at]
     assert "approval policy production" in weakening_row
     assert "<code>min_approvals</code>: 2 → 1" in weakening_row
     assert "approvals required from 2 to 1" in weakening_row
