@@ -76,7 +76,10 @@ def _window_scope(kind, start_state: dict | None, state: dict | None) -> tuple[t
 
 def weakened_windows(start: datetime, end: datetime) -> list[Window]:
     """The windows of every control changed in the period (one query; the kinds' comparators in
-    Python). A change applied at ``t`` is in force from ``t`` on, as a policy version is."""
+    Python). A change applied at ``t`` is in force from ``t`` on, as a policy version is. A window
+    lasts while the control stays weaker in the same way: a later change that leaves the reasons
+    as they were (another field tightened, say) does not end it; one that restores the control, or
+    weakens it further, does (and opens the next window)."""
     changes = (
         ControlChange.objects.filter(status=ControlChange.Status.APPLIED, applied_at__gte=start, applied_at__lt=end)
         .order_by("applied_at", "pk")
@@ -85,25 +88,28 @@ def weakened_windows(start: datetime, end: datetime) -> list[Window]:
     by_control: dict[tuple[str, str], list[tuple]] = {}
     for pk, kind, target_id, target_repr, before, after, applied_at in changes:
         by_control.setdefault((kind, target_id), []).append((pk, target_repr, before, after, applied_at))
-    found = []
+    found = []  # (since, change id, control, (environments, everywhere), reasons, until)
     for (key, _), steps in by_control.items():
         try:
             kind = registry.get(key)
         except KeyError:  # a kind this version no longer has: its changes are still listed, unjudged
             continue
         start_state = steps[0][2]
-        for index, (pk, target_repr, _, state, applied_at) in enumerate(steps):
-            reasons = kind.weakening(start_state, state)
-            if not reasons:
+        current = None
+        for pk, target_repr, _, state, applied_at in steps:
+            reasons = tuple(r.message for r in kind.weakening(start_state, state))
+            scope = _window_scope(kind, start_state, state) if reasons else None
+            if current is not None and (current[3], current[4]) == (scope, reasons):
                 continue
-            environments, everywhere = _window_scope(kind, start_state, state)
-            until = steps[index + 1][4] if index + 1 < len(steps) else None
-            found.append((applied_at, pk, target_repr, environments, everywhere, until,
-                          tuple(r.message for r in reasons)))
+            if current is not None:
+                found.append((*current, applied_at))
+            current = (applied_at, pk, target_repr, scope, reasons) if reasons else None
+        if current is not None:
+            found.append((*current, None))
     found.sort(key=lambda w: (w[0], w[1]))
     return [
         Window(ordinal, control, environments, everywhere, since, until, pk, reasons)
-        for ordinal, (since, pk, control, environments, everywhere, until, reasons) in enumerate(found)
+        for ordinal, (since, pk, control, (environments, everywhere), reasons, until) in enumerate(found)
     ]
 
 

@@ -9,8 +9,10 @@ import pytest
 from audit.evidence.writer import iso
 from governance.controls.services import control_change, control_change_approve
 from governance.models import ConflictRule
+from releases.models import ApprovalPolicy
 from tests.evidence.conftest import build_export, deploy_in, weakened_then_restored
 
+POLICY = "releases.approvalpolicy"
 DEPLOYMENTS = {"sox": ("production_deployments", "SOX ITGC-CM"), "iso27001": ("changes", "ISO 27001 A.8.32")}
 
 
@@ -98,3 +100,22 @@ def test_a_production_policy_below_the_baseline_is_a_finding(demo, period, bundl
     assert bundle.manifest["datasets"][dataset]["exception_kinds"]["below_baseline"] >= 1
     control = next(c for c in bundle.manifest["controls"] if c["id"] == control_id)
     assert control["exception_kinds"][f"{dataset}: below_baseline"] >= 1
+
+
+def test_a_window_lasts_until_the_control_is_as_strong_as_at_the_start(demo, period, bundle_of, sec2):
+    """Weaker than at the period's start, not than before the last edit: tightening another field
+    while the approvals stay lowered leaves the deployment after it a finding, naming the change
+    that weakened the policy."""
+    policy = ApprovalPolicy.objects.get(environment=demo.production)
+    proposal = control_change(actor=demo.sec, kind=POLICY, target=policy, values={"min_approvals": 1},
+                              at=period.middle)
+    weakening = control_change_approve(actor=sec2, change=proposal, at=period.middle)
+    policy.refresh_from_db()
+    control_change(actor=demo.sec, kind=POLICY, target=policy, values={"review_sla_minutes": 60},
+                   at=period.middle + timedelta(hours=1))
+    _, later = deploy_in(demo, demo.production, period.middle + timedelta(hours=2))
+    bundle = bundle_of(build_export(demo, "sox", period))
+
+    (finding,) = _rows(bundle, "production_deployments")[later.pk]["control_findings"]
+    assert finding.startswith("control_weakened: approval policy production: approvals required from 2 to 1")
+    assert f"control change #{weakening.pk}, from {iso(period.middle)} to the end of the period" in finding
