@@ -90,15 +90,26 @@ def test_a_weakening_applied_without_an_independent_second_person_is_the_tamper_
         weakening=[{"field": "is_active", "message": "the rule switched off"}], status=ControlChange.Status.APPLIED,
         proposed_by=demo.admin, proposed_at=period.middle, applied_at=period.middle,
     )
+    own_account = ControlChange.objects.create(
+        kind="auth.user", operation="update", target_id=str(demo.dev.pk), target_repr="account dev",
+        scope={"environments": [], "everywhere": True, "team": None}, subject=demo.dev, before={"is_staff": False},
+        after={"is_staff": True}, changed=["is_staff"],
+        weakening=[{"field": "is_staff", "message": "admin access (staff) switched on"}],
+        status=ControlChange.Status.APPLIED, proposed_by=demo.admin, proposed_at=period.middle, decided_by=demo.dev,
+        decided_at=period.middle, applied_at=period.middle,
+    )
     bundle = bundle_of(build_export(demo, "iso27001", period))
 
     rows = {r["control_change_id"]: r for r in bundle.json_rows("control_changes")}
     assert rows[story.weakening.pk]["findings"] == ["weakened_control", "unapproved_weakening (approved by its proposer)"]
     assert rows[unapproved.pk]["findings"] == ["weakened_control", "unapproved_weakening (applied with no second person)"]
+    assert rows[own_account.pk]["findings"] == ["weakened_control",
+                                                "unapproved_weakening (approved by the account it concerns)"]
+    assert rows[own_account.pk]["subject"] == "dev"
     assert rows[story.restore.pk]["findings"] == []
-    assert bundle.manifest["datasets"]["control_changes"]["exception_kinds"]["unapproved_weakening"] == 2
+    assert bundle.manifest["datasets"]["control_changes"]["exception_kinds"]["unapproved_weakening"] == 3
     segregation = next(c for c in bundle.manifest["controls"] if c["id"] == "ISO 27001 A.5.3")
-    assert segregation["exception_kinds"]["control_changes: unapproved_weakening"] == 2
+    assert segregation["exception_kinds"]["control_changes: unapproved_weakening"] == 3
     assert "control_changes: weakened_control" not in segregation["exception_kinds"]
 
 
