@@ -64,7 +64,6 @@ class Window:
                 f"control change #{self.change_id}, from {iso(self.since)} {until})")
 
 
-
 def _window_scope(kind, start_state: dict | None, state: dict | None) -> tuple[tuple[str, ...], bool]:
     """The environments the control concerns in either state (K6's scope of the kind). A scope
     naming no environment (all of them, or a team's own controls) concerns every deployment."""
@@ -113,11 +112,9 @@ def weakened_windows(start: datetime, end: datetime) -> list[Window]:
     ]
 
 
-def below_baseline(baseline: PolicyBaseline | None, policy: dict | None, environment: str | None) -> list[str]:
+def below_baseline(baseline: PolicyBaseline, policy: dict | None, environment: str | None) -> list[str]:
     """Where an approval policy (as a deployment row shows it; ``None``: no policy, so the engine's
     default one) falls below the framework's baseline, as findings."""
-    if baseline is None:
-        return []
     kind = registry.get(APPROVAL_POLICY)
     values = policy if policy is not None else kind.baseline({"environment": environment})
     fields = list(baseline.values)
@@ -131,12 +128,11 @@ class ControlHistory:
     """The windows and the baseline findings of one export, and the lookups a deployment row makes."""
 
     windows: list[Window] = field(default_factory=list)
-    baseline: PolicyBaseline | None = None
     # production environment id -> (findings of each recorded policy version, findings before the first)
     policy_versions: dict = field(default_factory=dict)
     no_policy: dict = field(default_factory=dict)  # production environment id without recorded policy -> findings
-    _by_environment: dict = field(default_factory=dict, repr=False)
-    _everywhere: list = field(default_factory=list, repr=False)
+    _by_environment: dict = field(default_factory=dict, init=False, repr=False)
+    _everywhere: list = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self):
         for window in self.windows:
@@ -179,5 +175,4 @@ def load(*, start: datetime, end: datetime, policy_history: dict, production_env
                 [below_baseline(baseline, policy, slug) for policy, _ in versions],
                 below_baseline(baseline, before_first, slug),
             )
-    return ControlHistory(windows=weakened_windows(start, end), baseline=baseline, policy_versions=policy_versions,
-                          no_policy=no_policy)
+    return ControlHistory(windows=weakened_windows(start, end), policy_versions=policy_versions, no_policy=no_policy)
