@@ -98,9 +98,17 @@ def test_a_weakening_applied_without_an_independent_second_person_is_the_tamper_
         status=ControlChange.Status.APPLIED, proposed_by=demo.admin, proposed_at=period.middle, decided_by=demo.dev,
         decided_at=period.middle, applied_at=period.middle,
     )
+    retired = ControlChange.objects.create(  # a kind this version no longer knows: listed, not judged
+        kind="retired.control", operation="update", target_id="7", target_repr="retired control",
+        scope={"environments": ["production"]}, before={"on": True}, after={"on": False}, changed=["on"],
+        weakening=[{"field": "on", "message": "switched off"}], status=ControlChange.Status.APPLIED,
+        proposed_by=demo.admin, proposed_at=period.middle, decided_by=demo.sec, decided_at=period.middle,
+        applied_at=period.middle,
+    )
     bundle = bundle_of(build_export(demo, "iso27001", period))
 
     rows = {r["control_change_id"]: r for r in bundle.json_rows("control_changes")}
+    assert rows[retired.pk]["findings"] == ["weakened_control"]
     assert rows[story.weakening.pk]["findings"] == ["weakened_control", "unapproved_weakening (approved by its proposer)"]
     assert rows[unapproved.pk]["findings"] == ["weakened_control", "unapproved_weakening (applied with no second person)"]
     assert rows[own_account.pk]["findings"] == ["weakened_control",
