@@ -34,7 +34,7 @@ import audit
 from audit import signing
 from audit.chain import GENESIS
 from audit.evidence import controls as ctl, pg_render
-from audit.evidence.datasets import Context, load_policy_history
+from audit.evidence.datasets import Context, control_changes_for_report, load_control_history, load_policy_history
 from audit.evidence.services import period_bounds
 from audit.evidence.writer import DatasetWriter, NEUTRALISED_PREFIXES, ZipPipe, iso, json_value, write_member
 from audit.models import AuditSeal, ChainHead, EvidenceExport
@@ -47,6 +47,7 @@ BOUNDARIES = "start inclusive 00:00 UTC, end inclusive (< end+1 day 00:00 UTC)"
 # the default level, which matters for a million rows.
 COMPRESS_LEVEL = 1
 PROGRESS_STEPS = 40
+REPORT_CONTROL_CHANGES = 200  # the report lists at most these; control_changes.csv holds them all
 # On PostgreSQL, let it render the datasets audit.evidence.pg_render knows (False: the Python path
 # everywhere; the tests build both ways and compare the bytes).
 PG_RENDER = True
@@ -216,6 +217,7 @@ def _write_bundle_rows(export: EvidenceExport, path) -> tuple[dict, dict]:
     seal = AuditSeal.objects.order_by("-number").first()
     ctx = Context(start=start, end=end, generated_at=timezone.now(), head_sequence=head_sequence)
     load_policy_history(ctx)
+    load_control_history(ctx, ctl.POLICY_BASELINES.get(export.framework))
     batch_size = settings.EVIDENCE_BATCH_SIZE
     datasets = ctl.datasets_of(export.framework)
 
@@ -296,10 +298,13 @@ def _write_bundle_rows(export: EvidenceExport, path) -> tuple[dict, dict]:
             "controls": control_rows,
             "datasets": summary,
         }
+        changes, changes_total = control_changes_for_report(ctx, REPORT_CONTROL_CHANGES)
         report = render_to_string("audit/evidence/report.html", {
             "manifest": manifest,
             "controls": control_rows,
             "datasets": summary,
+            "control_changes": changes,
+            "control_changes_total": changes_total,
         }).encode("utf-8")
         files["report.html"] = write_member(zf, "report.html", report)
         manifest["files"] = files

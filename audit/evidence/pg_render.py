@@ -12,7 +12,10 @@ ways on awkward data and compares the files byte for byte.
 
 What stays in Python, rendered once per export by the writer's own functions and passed to the
 statement as a small VALUES list: the recorded approval-policy versions (``policy_at_deploy``,
-``policy_source``), the grants held under an SoD exception, and the roles' privilege flags.
+``policy_source``, and each version's ``below_baseline`` findings), the windows in which a control
+was weaker than at the period's start with their ``control_weakened`` findings
+(``audit.evidence.control_history``: the statement only looks a deployment up in them, it holds no
+rule of its own), the grants held under an SoD exception, and the roles' privilege flags.
 
 The population is the dataset's own queryset, used as the statement's inner subquery, so the
 rows (and the manifest's ``query``) are exactly the Python path's. Other datasets, and SQLite,
@@ -38,6 +41,8 @@ def _lit(text: str) -> str:
 def _lit_value(value, sql_type: str) -> str:
     if value is None:
         return f"NULL::{sql_type}"
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(_lit(str(v)) for v in value) + f"]::{sql_type}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -161,20 +166,45 @@ POLICY_NUMBERS = ("min_approvals", "emergency_min_approvals", "min_security_appr
 
 def _policy_table(ctx: ds.Context) -> str:
     """Every recorded policy version as (environment, valid from, valid until, rendered policy and
-    source, the numbers policy_findings needs): the bisect of datasets.policy_at as intervals."""
+    source, the numbers policy_findings needs, its below_baseline findings): the bisect of
+    datasets.policy_at as intervals."""
     rows = []
     for environment_id, (dates, versions, before_first) in ctx.policy_history.items():
-        bounds = [(None, dates[0], before_first)]
+        below, below_first = ctx.control_history.policy_versions.get(environment_id, ([[]] * len(versions), []))
+        bounds = [(None, dates[0], before_first, below_first)]
         for i, version in enumerate(versions):
-            bounds.append((dates[i], dates[i + 1] if i + 1 < len(dates) else None, version))
-        for valid_from, valid_until, (policy, source) in bounds:
+            bounds.append((dates[i], dates[i + 1] if i + 1 < len(dates) else None, version, below[i]))
+        for valid_from, valid_until, (policy, source), below_baseline in bounds:
             if valid_from is not None and valid_until is not None and valid_until <= valid_from:
                 continue  # an edit saved at the same moment as the next one: never in force
             numbers = [policy[k] for k in POLICY_NUMBERS] if policy is not None else [None] * len(POLICY_NUMBERS)
             rows.append((environment_id, valid_from, valid_until, _cell(policy), _json_text(policy), _cell(source),
-                         _json_text(source), policy is not None, *numbers))
+                         _json_text(source), policy is not None, *numbers, below_baseline))
     return _values(rows, ("bigint", "timestamptz", "timestamptz", "text", "text", "text", "text", "boolean",
-                          "integer", "integer", "integer", "integer", "boolean"))
+                          "integer", "integer", "integer", "integer", "boolean", "text[]"))
+
+
+def _no_policy_table(ctx: ds.Context) -> str:
+    """The below_baseline findings of a production environment with no recorded policy (held to
+    the engine's default one)."""
+    return _values(list(ctx.control_history.no_policy.items()), ("bigint", "text[]"))
+
+
+def _window_table(ctx: ds.Context) -> str:
+    """The windows in which a control was weaker than at the period's start (computed once, in
+    audit.evidence.control_history), one row per environment they concern (environment NULL for one
+    concerning every environment), each with its finding already written."""
+    rows = []
+    for window in ctx.control_history.windows:
+        for environment in window.environments or (None,):
+            rows.append((window.ordinal, environment, window.everywhere, window.since, window.until, window.finding))
+    return _values(rows, ("integer", "text", "boolean", "timestamptz", "timestamptz", "text"))
+
+
+def _weakened_at(environment: str, at: str) -> str:
+    """The findings of the windows open at ``at`` for the environment (ControlHistory.weakened_at)."""
+    return (f"ARRAY(SELECT w.finding FROM w WHERE (w.everywhere OR w.environment = {environment}) "
+            f"AND w.opened_at <= {at} AND (w.closed_at IS NULL OR {at} < w.closed_at) ORDER BY w.ordinal)")  # built from code constants only  # nosec B608
 
 
 def _grant_table(ctx: ds.Context) -> str:
@@ -216,6 +246,8 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
                                         "q.c_change_request_created_at")}"""  # built from code constants and _lit()-escaped values only  # nosec B608
     else:
         exceptions = "ARRAY[]::text[]"
+    weakened = (_weakened_at("q.c_environment_slug", "q.c_started_at")
+                if ctx.control_history.windows else "ARRAY[]::text[]")
     sql_r = f"""
         SELECT q.*,
           {iso_sql("q.c_change_request_created_at")} AS i_created,
@@ -238,7 +270,8 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
             CASE WHEN q.c_deployer_id = ANY(co.ids) THEN 'deployer_is_contributor' END,
             CASE WHEN q.c_deployer_id = ANY(ap.ids) THEN 'deployer_approved' END
           ], NULL) AS sod,
-          {exceptions} AS sod_exceptions
+          {exceptions} AS sod_exceptions,
+          {weakened} AS weakened, coalesce(p.below_baseline, nb.findings, ARRAY[]::text[]) AS below_baseline
         FROM {inner}
         CROSS JOIN LATERAL (
           SELECT count(*) AS n, count(*) FILTER (WHERE a.is_security) AS n_security,
@@ -265,6 +298,7 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         LEFT JOIN p ON p.environment_id = q.c_environment_id
              AND (p.valid_from IS NULL OR p.valid_from <= q.c_started_at)
              AND (p.valid_until IS NULL OR q.c_started_at < p.valid_until)
+        LEFT JOIN nb ON nb.environment_id = q.c_environment_id
         ORDER BY q.c_started_at, q.c_pk OFFSET 0"""  # built from code constants and _lit()-escaped values only  # nosec B608
     emergency = f"(r.c_change_request_change_type = {_lit(ChangeRequest.ChangeType.EMERGENCY)})"
     required = f"(CASE WHEN {emergency} THEN r.emergency_min_approvals ELSE r.min_approvals END)"
@@ -329,18 +363,21 @@ def deployment_statement(ctx: ds.Context, dataset: ds.Dataset) -> tuple[str, lis
         ("policy_findings", text_list("s.policy_findings")),
         ("sod_verdict", text("s.verdict")),
         ("sod_findings", text_list("(s.sod || s.sod_exceptions)")),
+        ("control_findings", text_list("(s.weakened || s.below_baseline)")),
     ]
     if [n for n, _ in columns] != dataset.column_names:
         raise RuntimeError(f"{dataset.name}: the SQL rendering's columns differ from the dataset's")
     mask = ["s.verdict = 'violation'", "s.verdict = 'exception'", "cardinality(s.policy_findings) > 0",
-            "s.pir IN ('overdue', 'done_late')"]
+            "s.pir IN ('overdue', 'done_late')", "cardinality(s.weakened) > 0", "cardinality(s.below_baseline) > 0"]
     if len(mask) != len(dataset.exceptions):
         raise RuntimeError(f"{dataset.name}: one exception mask per exception kind")
     return _statement(columns, mask, sql_s, "s.c_started_at, s.c_pk", {
         "p(environment_id, valid_from, valid_until, policy_csv, policy_json, source_csv, source_json, has_policy, "
         "min_approvals, emergency_min_approvals, min_security_approvals, high_risk_security_approvals, "
-        "team_reviewer_required)": _policy_table(ctx),
+        "team_reviewer_required, below_baseline)": _policy_table(ctx),
         "g(user_id, environment_id, exc, approved_at, expires_at, ended_at)": _grant_table(ctx),
+        "nb(environment_id, findings)": _no_policy_table(ctx),
+        "w(ordinal, environment, everywhere, opened_at, closed_at, finding)": _window_table(ctx),
     }), params
 
 

@@ -179,6 +179,16 @@ class ControlKind:
     def target_repr(self, obj) -> str:
         return f"{self.label} {self.describe(obj)}"[:255]
 
+    def weakening(self, before: dict | None, after: dict | None) -> list[Weakening]:
+        """Why the control as ``after`` is weaker than as ``before`` (``None``: the row does not
+        exist). Deleting a control always weakens it; a new row is compared with the kind's
+        ``baseline`` (K3). The control door asks this of each change; the evidence bundles ask it
+        of the state at a period's start and each later state (K7)."""
+        if after is None:
+            return [Weakening("", f"the {self.label} is deleted")] if before is not None else []
+        compared_with = before if before is not None else (self.baseline(after) if self.baseline else None)
+        return self.weakens(compared_with, after)
+
 
 def _fingerprint(secret: str) -> str:
     import hashlib

@@ -149,10 +149,7 @@ def _floors(kind: ControlKind, after: dict) -> None:
 
 
 def _weakening(kind: ControlKind, operation: str, before: dict | None, after: dict | None) -> list[dict]:
-    if operation == Operation.DELETE:
-        return [{"field": "", "message": f"the {kind.label} is deleted"}]
-    compared_with = before if before is not None else (kind.baseline(after) if kind.baseline else None)
-    return [w.as_dict() for w in kind.weakens(compared_with, after)]
+    return [w.as_dict() for w in kind.weakening(before, None if operation == Operation.DELETE else after)]
 
 
 def _apply(kind: ControlKind, obj, operation: str, m2m: dict, sealed: dict, *, before, after, at):

@@ -5,14 +5,17 @@ import io
 import json
 import zipfile
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from audit.evidence import builder, services as evidence_services
 from audit.models import EvidenceExport
+from governance.controls.services import control_change, control_change_approve
 from releases import services as releases
-from releases.models import ChangeRequest
+from releases.models import ApprovalPolicy, ChangeRequest
+from tests.factories import UserFactory, bootstrap_grant
 from tests.releases.stories import new_artifact
 
 UTC = dt_timezone.utc
@@ -111,3 +114,34 @@ def deploy_in(demo, environment, at, *, title="Retry card authorisation on timeo
     deployment = releases.deployment_start(actor=deployer or demo.ops, change_request=cr, at=at)
     deployment = releases.deployment_finish(actor=deployer or demo.ops, deployment=deployment, outcome="succeeded", at=at)
     return cr, deployment
+
+
+@pytest.fixture
+def sec2(demo):
+    """A second security officer, for production (the second person of a weakening change there)."""
+    user = UserFactory(username="sec2", is_staff=True)
+    bootstrap_grant(user, "security", demo.payments, demo.production)
+    return user
+
+
+def weakened_then_restored(demo, second, period) -> SimpleNamespace:
+    """The production policy asks two approvals. In the middle of the period sec proposes one,
+    ``second`` approves it an hour later, and a day after the proposal sec restores two (a
+    strengthening change: applied at once). Production deployments: the day before, at the moment
+    the weakening took effect, two hours into it, at the moment of the restore, and a day after."""
+    policy = ApprovalPolicy.objects.get(environment=demo.production)
+    proposed_at = period.middle
+    weakened_at, restored_at = proposed_at + timedelta(hours=1), proposed_at + timedelta(days=1)
+    _, before = deploy_in(demo, demo.production, proposed_at - timedelta(days=1), title="before the weakening")
+    proposal = control_change(actor=demo.sec, kind="releases.approvalpolicy", target=policy,
+                              values={"min_approvals": 1}, comment="One reviewer during the migration week",
+                              at=proposed_at)
+    weakening = control_change_approve(actor=second, change=proposal, comment="Agreed, one week", at=weakened_at)
+    _, at_weakening = deploy_in(demo, demo.production, weakened_at, title="as the weakening took effect")
+    _, between = deploy_in(demo, demo.production, weakened_at + timedelta(hours=2), title="while weakened")
+    restore = control_change(actor=demo.sec, kind="releases.approvalpolicy", target=policy,
+                             values={"min_approvals": 2}, at=restored_at)
+    _, at_restore = deploy_in(demo, demo.production, restored_at, title="as the restore took effect")
+    _, after = deploy_in(demo, demo.production, restored_at + timedelta(days=1), title="after the restore")
+    return SimpleNamespace(weakening=weakening, restore=restore, before=before, at_weakening=at_weakening,
+                           between=between, at_restore=at_restore, after=after)

@@ -16,7 +16,7 @@ from tests.evidence.conftest import build_export, deploy_in
 
 UTC = dt_timezone.utc
 DATASET_FILES = ("production_deployments", "role_grants", "access_reviews", "leavers", "changes", "audit_events",
-                 "alerts", "conflict_rules", "sod_exceptions")
+                 "alerts", "conflict_rules", "sod_exceptions", "control_changes")
 
 MOMENTS = [
     "2026-03-01 10:00:00+00",            # no fraction

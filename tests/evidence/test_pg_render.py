@@ -3,7 +3,9 @@
 on data that exercises every rendering rule — NULLs, lists, unicode and emoji, quotes, commas,
 line breaks, values starting with = + - @ tab or CR, microsecond and whole-second times — and
 every computed column: SoD exception and violation, a policy edit in the middle of the period,
-an emergency change with its post-implementation review and one overdue."""
+an emergency change with its post-implementation review and one overdue, deployments made while a
+production policy and a conflict rule (every environment) were weakened, and one under a policy
+below the baseline."""
 from datetime import timedelta
 
 import pytest
@@ -12,7 +14,8 @@ from django.contrib.auth import get_user_model
 from audit.evidence import builder, pg_render
 from audit.evidence.datasets import PRODUCTION_DEPLOYMENTS
 from governance import duties, services as governance
-from governance.models import Role, RoleAssignment
+from governance.controls.services import control_change, control_change_approve
+from governance.models import ConflictRule, Role, RoleAssignment
 from releases import services as releases
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, RevisionContributor
 from tests.evidence.conftest import build_export, deploy_in
@@ -67,14 +70,29 @@ def _seed(demo, period):
         revision=violated.revision, artifact=violated.artifact, via=Approval.Via.API, created_at=at + timedelta(hours=1),
     )
     # Emergency changes: one reviewed after its due time, one never reviewed (overdue).
+    # The production policy weakened (proposed by the administrator, approved by security) around the
+    # next deployment, and a conflict rule (every environment) switched off around the one after.
+    policy = ApprovalPolicy.objects.get(environment=demo.production)
+    weakening = control_change(actor=demo.admin, kind="releases.approvalpolicy", target=policy,
+                               values={"min_approvals": 1}, at=at + timedelta(hours=1, minutes=30))
+    control_change_approve(actor=demo.sec, change=weakening, at=at + timedelta(hours=1, minutes=30, microseconds=3))
     # sec's sign-off confirms the emergency's single approval (C10) and holds no exception: "pass".
     reviewed, _ = deploy_in(demo, demo.production, at + timedelta(hours=2), change_type="emergency",
                             approvers=(demo.sec,))
+    control_change(actor=demo.admin, kind="releases.approvalpolicy", target=policy, values={"min_approvals": 2},
+                   at=at + timedelta(hours=2, minutes=15))
+    rule = ConflictRule.objects.filter(is_active=True).order_by("pk").first()
+    switched_off = control_change(actor=demo.admin, kind="governance.conflictrule", target=rule,
+                                  values={"is_active": False}, at=at + timedelta(hours=2, minutes=50))
+    control_change_approve(actor=demo.sec, change=switched_off, at=at + timedelta(hours=2, minutes=50))
     ChangeRequest.objects.filter(pk=reviewed.pk).update(risk=ChangeRequest.Risk.HIGH)
     reviewed.refresh_from_db()
     releases.change_request_review_pir(actor=demo.rev2, change_request=reviewed, notes="ok, fine",
                                        at=(reviewed.pir_due_at or at) + timedelta(hours=1))
     deploy_in(demo, demo.production, at + timedelta(hours=3), change_type="emergency")
+    rule.refresh_from_db()
+    control_change(actor=demo.admin, kind="governance.conflictrule", target=rule, values={"is_active": True},
+                   at=at + timedelta(hours=3, minutes=10))
     # The production policy is edited in the middle of the period: later deployments fall short.
     set_control(ApprovalPolicy.objects.get(environment=demo.production), by=demo.admin,
                 min_approvals=3, min_security_approvals=1, team_reviewer_required=True)
@@ -97,6 +115,10 @@ def _seed(demo, period):
         justification="plain", status=RoleAssignment.Status.PENDING, requested_by=demo.mgr,
         created_at=at + timedelta(hours=6),
     )
+    # Staging (whose policy auto-approves) raised to the production tier: its deployments are now
+    # production ones, decided under a policy below the baseline.
+    control_change(actor=demo.admin, kind="governance.environment", target=demo.staging,
+                   values={"tier": "production"}, at=at + timedelta(hours=7))
     return flagged, changes
 
 
@@ -140,6 +162,14 @@ def test_postgres_renders_the_same_bytes_as_python(demo, period, bundle_of, monk
     assert any(g["environment"] == "all" for g in grants)
     assert any(g["grantee"] == "'-zoë🚀" and g["justification"] == "plain" for g in grants)
     assert plain.manifest["datasets"][dataset]["exceptions"] > 0
+    findings = [f for r in rows for f in r["control_findings"]]
+    assert any(f.startswith("control_weakened: approval policy production") for f in findings)
+    assert any(f.startswith("control_weakened: conflict rule") for f in findings)
+    assert any(f.startswith("below_baseline") for f in findings)
+    assert any(len(r["control_findings"]) == 2 for r in rows)  # a window and the baseline at once
+    assert any(not r["control_findings"] for r in rows)
+    kinds = plain.manifest["datasets"][dataset]["exception_kinds"]
+    assert kinds["control_weakened"] > 0 and kinds["below_baseline"] > 0
 
 
 def test_the_python_path_is_what_sqlite_uses(monkeypatch):
