@@ -10,6 +10,7 @@ from governance.controls.registry import (
     EVERYWHERE,
     ControlKind,
     Scope,
+    add_floor,
     Weakening,
     all_of,
     changed,
@@ -77,6 +78,10 @@ def policy_floors(after: dict) -> list[Reason]:
     """K4: a production deployment always has at least one independent human approval."""
     if not _is_production(after.get("environment")):
         return []
+    return _production_policy_floors(after)
+
+
+def _production_policy_floors(after: dict) -> list[Reason]:
     reasons = []
     if (after.get("min_approvals") or 0) < 1:
         reasons.append(Reason("control_floor", "A production policy requires at least one approval."))
@@ -86,6 +91,19 @@ def policy_floors(after: dict) -> list[Reason]:
         reasons.append(Reason("control_floor", "Production changes are approved by a person; auto-approval is for "
                                                "lower tiers."))
     return reasons
+
+
+def _production_tier_floor(after: dict) -> list[Reason]:
+    """An environment raised to production keeps its policy: the policy must already meet
+    production's floors (K4), or be raised first."""
+    if after.get("tier") != Environment.Tier.PRODUCTION or not after.get("slug"):
+        return []
+    policy = ApprovalPolicy.objects.filter(environment__slug=after["slug"]).first()
+    if policy is None:
+        return []
+    values = {**APPROVAL_POLICY.snapshot(policy), "environment": None}
+    return [Reason(r.code, f"{r.message} Raise {after['slug']}'s policy before its tier.")
+            for r in _production_policy_floors(values)]
 
 
 def default_policy_values(after: dict) -> dict:
@@ -244,3 +262,6 @@ STANDARD_CHANGE_TEMPLATE = register(ControlKind(
     initialise=_set_creator,
     describe=lambda template: template.name,
 ))
+
+# An environment is governance's control; what its tier asks of its policy is ours.
+add_floor("governance.environment", _production_tier_floor)

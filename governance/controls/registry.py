@@ -197,11 +197,23 @@ def _fingerprint(secret: str) -> str:
 
 
 _KINDS: dict[str, ControlKind] = {}
+# Floors another app adds to a kind it does not own (releases' policy floors on an environment's
+# tier), so the kind's own module need not import the app above it.
+_EXTRA_FLOORS: dict[str, list[Callable[[dict], list[Reason]]]] = {}
 
 
 def register(kind: ControlKind) -> ControlKind:
     _KINDS[kind.key] = kind
     return kind
+
+
+def add_floor(key: str, floor: Callable[[dict], list[Reason]]) -> None:
+    _EXTRA_FLOORS.setdefault(key, []).append(floor)
+
+
+def floors(kind: ControlKind, after: dict) -> list[Reason]:
+    """Every floor of ``kind`` (K4) the values ``after`` cross: the kind's own and those added to it."""
+    return [*kind.floors(after), *(r for floor in _EXTRA_FLOORS.get(kind.key, []) for r in floor(after))]
 
 
 def get(key: str) -> ControlKind:

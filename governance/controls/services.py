@@ -143,7 +143,7 @@ def _refuse_if_pending(kind: ControlKind, target_id: str) -> None:
 
 
 def _floors(kind: ControlKind, after: dict) -> None:
-    reasons = kind.floors(after)
+    reasons = registry.floors(kind, after)
     if reasons:
         raise Denied(reasons)
 

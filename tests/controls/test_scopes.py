@@ -158,3 +158,14 @@ def test_a_seal_signed_with_another_key_is_recorded_and_alerted(demo, settings, 
     assert event.data["before"] == {"key_fingerprint": first.key_fingerprint}
     assert event.data["after"] == {"key_fingerprint": second.key_fingerprint}
     assert AuditEvent.objects.filter(action="alert.raised", data__kind="signing_key_changed").exists()
+
+
+def test_an_environment_is_raised_to_production_only_with_a_policy_that_meets_its_floors(demo, now,
+                                                                                       nothing_written):
+    """Staging auto-approves standard changes: as production it would deploy them without a person."""
+    with nothing_written(), pytest.raises(Denied) as refused:
+        control_change(actor=demo.admin, kind="governance.environment", target=demo.staging,
+                       values={"tier": "production"}, at=now)
+
+    assert refused.value.codes == ["control_floor"]
+    assert "Raise staging's policy before its tier." in refused.value.messages()[0]

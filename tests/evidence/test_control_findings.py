@@ -8,7 +8,7 @@ import pytest
 
 from audit.evidence.writer import iso
 from governance.controls.services import control_change, control_change_approve
-from governance.models import ConflictRule
+from governance.models import Environment, ConflictRule
 from releases.models import ApprovalPolicy
 from tests.evidence.conftest import build_export, deploy_in, weakened_then_restored
 
@@ -80,11 +80,11 @@ def test_a_control_concerning_every_environment_flags_every_deployment_while_wea
 
 @pytest.mark.parametrize("framework", sorted(DEPLOYMENTS))
 def test_a_production_policy_below_the_baseline_is_a_finding(demo, period, bundle_of, framework):
-    """Staging's policy auto-approves standard changes. Raising staging to the production tier is a
-    strengthening change (applied at once, before the period), so no window opens; but from then
-    on production deployments are decided under a policy below the framework's baseline."""
-    control_change(actor=demo.admin, kind="governance.environment", target=demo.staging,
-                   values={"tier": "production"}, at=period.start_at - timedelta(days=1))
+    """Staging's policy auto-approves standard changes. The control door refuses to raise staging to
+    the production tier with that policy (``control_floor``); raised around the door (data older
+    than the floor, a database edit), its production deployments are decided under a policy below
+    the framework's baseline, and the bundle says so however it got there."""
+    Environment.objects.filter(pk=demo.staging.pk).update(tier="production")
     demo.staging.refresh_from_db()
     _, below = deploy_in(demo, demo.staging, period.middle, title="auto-approvable")
     _, meets = deploy_in(demo, demo.production, period.middle + timedelta(hours=1))
