@@ -15,7 +15,7 @@ from audit.evidence import builder, pg_render
 from audit.evidence.datasets import PRODUCTION_DEPLOYMENTS
 from governance import duties, services as governance
 from governance.controls.services import control_change, control_change_approve
-from governance.models import ConflictRule, Role, RoleAssignment
+from governance.models import ConflictRule, Environment, Role, RoleAssignment
 from releases import services as releases
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment, RevisionContributor
 from tests.evidence.conftest import build_export, deploy_in
@@ -115,10 +115,10 @@ def _seed(demo, period):
         justification="plain", status=RoleAssignment.Status.PENDING, requested_by=demo.mgr,
         created_at=at + timedelta(hours=6),
     )
-    # Staging (whose policy auto-approves) raised to the production tier: its deployments are now
-    # production ones, decided under a policy below the baseline.
-    control_change(actor=demo.admin, kind="governance.environment", target=demo.staging,
-                   values={"tier": "production"}, at=at + timedelta(hours=7))
+    # Staging (whose policy auto-approves) raised to the production tier around the control door,
+    # which refuses it (control_floor): its deployments are now production ones, decided under a
+    # policy below the baseline.
+    Environment.objects.filter(pk=demo.staging.pk).update(tier="production")
     return flagged, changes
 
 
