@@ -19,13 +19,6 @@ def verify_chain() -> bool:
     return chain_watch.verify_and_alert()
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def build_evidence_export(export_id: int) -> str:
-    from audit.evidence import builder
-
-    return builder.build(export_id)
-
-
 @shared_task(ignore_result=True)
 def seal_chain() -> int | None:
     """Hourly: sign the chain head (RULES.md L2). Returns the new seal's number, or None when

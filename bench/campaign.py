@@ -30,7 +30,7 @@ def _floor(count: int) -> float:
 
 def run(count: int) -> dict:
     data.grants(count)
-    active = RoleAssignment.objects.active().count()
+    active = RoleAssignment.objects.in_force().count()
     floor = _floor(active)
     connection.queries_log.clear()
     with CaptureQueriesContext(connection) as queries:

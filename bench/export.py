@@ -1,8 +1,8 @@
 """SOX evidence export vs its floor: ``COPY (SELECT …) TO STDOUT`` of the same populations.
 
-The export runs ``audit.evidence.builder.build(export_id)`` in a process of its own (as a Celery
+The export runs ``compliance.evidence.builder.build(export_id)`` in a process of its own (as a Celery
 worker would), so its peak RSS is the exporter's alone. The floor streams the same SOX datasets'
-querysets (``audit.evidence.controls``) of the same period through PostgreSQL's COPY, into nothing.
+querysets (``compliance.evidence.controls``) of the same period through PostgreSQL's COPY, into nothing.
 Rates are rows per second; the rows counted for the export are the ones its manifest reports.
 
 Both are measured warm: one export of the same period is built first, unmeasured, so the measured
@@ -27,9 +27,9 @@ def copy_floor(export) -> dict:
     exporter does on top): rows and seconds."""
     from django.db import connection
 
-    from audit.evidence import controls
-    from audit.evidence.datasets import Context, load_policy_history
-    from audit.evidence.services import period_bounds
+    from compliance.evidence import controls
+    from compliance.evidence.datasets import Context, load_policy_history
+    from compliance.evidence.services import period_bounds
 
     start, end = period_bounds(export)
     ctx = Context(start=start, end=end, generated_at=start, head_sequence=0)
@@ -52,7 +52,7 @@ def _period() -> tuple[date, date]:
     """The last 400 days (the longest period an export may cover), ending today."""
     from django.utils import timezone
 
-    from audit.evidence.services import MAX_PERIOD_DAYS
+    from compliance.evidence.services import MAX_PERIOD_DAYS
 
     end = timezone.now().date()
     return end - timedelta(days=MAX_PERIOD_DAYS - 1), end
@@ -109,7 +109,7 @@ def _build(export_id: int) -> None:
     import django
 
     django.setup()
-    from audit.evidence.builder import build
+    from compliance.evidence.builder import build
 
     started = time.perf_counter()
     build(export_id)

@@ -63,7 +63,7 @@ def _queue(reviewer, deployer, size: int) -> list[int]:
     from governance.models import RoleAssignment
 
     ops_envs = set(
-        RoleAssignment.objects.active()
+        RoleAssignment.objects.in_force()
         .filter(user=deployer, role__duties__duty="deploy")
         .values_list("environment_id", flat=True)
     )

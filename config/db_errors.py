@@ -8,7 +8,7 @@ bug in the request but an outage the client should wait out, so:
   (portal, admin, API) into a 503;
 * ``server_error`` (``handler500``) does the same for an error raised in another middleware
   (sessions, auth), which Django turns into a 500 before any middleware sees the exception;
-* ``config.api.exception_handler`` answers API views in the API's ``{detail}`` shape.
+* ``core.api.exception_handler`` answers API views in the API's ``{detail}`` shape.
 
 Nothing half-writes: services run in ``transaction.atomic``, which PostgreSQL rolls back when the
 connection drops. Recovery needs no restart: ``CONN_HEALTH_CHECKS`` (settings) replaces a dead

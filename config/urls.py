@@ -5,9 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz
-from governance.views import OwnPasswordChangeView, ResetLinkConfirmView
+from governance.account_views import OwnPasswordChangeView, ResetLinkConfirmView
 
-handler404 = "config.api.not_found"
+handler404 = "core.api.not_found"
 handler500 = "config.db_errors.server_error"  # a database outage answers 503 (config/db_errors.py)
 
 urlpatterns = [
@@ -23,9 +23,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("releases.api.urls")),
-    path("api/v1/", include("governance.api.access_reviews")),
-    path("api/v1/", include("audit.api.urls")),
-    path("evidence/", include("audit.urls")),
+    path("api/v1/", include("governance.access_reviews.api")),
+    path("api/v1/", include("compliance.api.urls")),
+    path("evidence/", include("compliance.urls")),
     path("", include("releases.urls")),
 ]
 if settings.API_DOCS:  # Swagger UI loads third-party JS from a CDN: opt-in in production (config/security.py)

@@ -9,7 +9,7 @@ class GovernanceConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_save, pre_save
 
-        from governance import accounts
+        from governance.services import accounts
         from governance.controls import kinds  # noqa: F401  (registers governance's controls)
 
         user_model = get_user_model()

@@ -74,7 +74,7 @@ def scan_conflicts(at: datetime) -> int:
     for exception in SoDException.objects.active(at):
         exceptions[exception.user_id].append(exception)
     names = {}
-    for assignment in RoleAssignment.objects.active(at).select_related("user"):
+    for assignment in RoleAssignment.objects.in_force(at).select_related("user"):
         names[assignment.user_id] = assignment.user
         targets = [assignment.environment_id] if assignment.environment_id else list(environments)
         for env_id in targets:
@@ -102,7 +102,7 @@ def scan_dormant(at: datetime, days: int = DORMANT_DAYS) -> int:
     """Active grants not exercised for ``days``."""
     raised = 0
     cutoff = at - timedelta(days=days)
-    dormant = RoleAssignment.objects.active(at).filter(
+    dormant = RoleAssignment.objects.in_force(at).filter(
         created_at__lte=cutoff
     ).exclude(last_used_at__gt=cutoff).select_related("user", "role", "team")
     for assignment in dormant:

@@ -104,8 +104,9 @@ class RoleDuty(models.Model):
 
 
 class RoleAssignmentQuerySet(models.QuerySet):
-    def active(self, at=None):
-        """Assignments in force at ``at``: active, unexpired, held by an active account."""
+    def in_force(self, at=None):
+        """Assignments in force at ``at``: active, unexpired, held by an active account. The one
+        definition every duty check, permission sync, review and report reads (RULES.md G5)."""
         at = at or timezone.now()
         return self.filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=at),

@@ -31,7 +31,7 @@ def expected_permissions(user, *, at=None) -> tuple[set[tuple[str, str]], set[st
     if not user.is_active:
         return object_perms, global_perms
     rows = (
-        RoleAssignment.objects.active(at)
+        RoleAssignment.objects.in_force(at)
         .filter(user_id=user.pk)
         .values_list("role__duties__duty", "environment_id", "team_id")
     )

@@ -15,7 +15,8 @@ from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.shortcuts import get_object_or_404
 
 from governance import duties
-from governance.admin_toolkit import ServiceOnlyAdmin, holds_duty, run_per_object
+from core.admin import ServiceOnlyHistoryAdmin, run_per_object
+from governance.admin.duties import holds_duty
 from governance.controls.admin import ControlledAdmin
 from governance.models import Membership
 from releases import selectors, services
@@ -51,10 +52,7 @@ class ReleaseControlAdmin(ControlledAdmin):
     changes wait for a second person with security_approve for the environments concerned), never
     deleted (a freeze window is ended by moving its end, which is itself a proposal)."""
 
-    def has_module_permission(self, request):
-        return _sees_changes(request)
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request) -> bool:
         return _sees_changes(request)
 
     def _may_propose_somewhere(self, request) -> bool:
@@ -123,7 +121,7 @@ class StandardChangeTemplateAdmin(ReleaseControlAdmin):
 # --- Change requests, approvals, deployments: read-only records ------------------------------------
 
 
-class ReadOnlyRecordAdmin(ServiceOnlyAdmin):
+class ReadOnlyRecordAdmin(ServiceOnlyHistoryAdmin):
     """Every field read-only, nothing added, changed or deleted here. Every page of one record reads
     it through ``get_queryset`` (the V1 selector), so a record out of the viewer's scope is missing,
     not forbidden."""
@@ -135,17 +133,8 @@ class ReadOnlyRecordAdmin(ServiceOnlyAdmin):
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return _sees_changes(request)
-
-    def has_view_permission(self, request, obj=None):
-        return _sees_changes(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return flatten_fieldsets(self.get_fieldsets(request, obj))

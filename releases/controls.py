@@ -21,7 +21,7 @@ from governance.controls.registry import (
     switched_off,
     switched_on,
 )
-from governance.errors import Reason
+from core.errors import Reason
 from governance.models import Environment
 from releases.models import RISK_ORDER, ApprovalPolicy, FreezeWindow, StandardChangeTemplate
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from governance import duties
-from governance.errors import Reason
+from core.errors import Reason
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow, StandardChangeTemplate
 
 S = ChangeRequest.State

@@ -12,15 +12,15 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 import audit
 from audit.alerts import raise_alert
 from audit.models import Alert
 from governance import duties
-from governance.errors import Denied, InvalidState, Reason
-from governance.models import Environment, RoleAssignment, Team
+from governance import services as governance_services
+from core.errors import Denied, InvalidState, Reason
+from governance.models import Environment, Team
 from governance.selectors import has_duty, is_member
 from governance.services import lock_user
 from releases import anomalies, policy, states
@@ -56,17 +56,6 @@ def _record(action: str, cr: ChangeRequest, *, actor, at, from_state: str, **dat
         },
         at=at,
     )
-
-
-def _mark_duty_used(actor, environment: Environment, duty_codes, at: datetime) -> None:
-    """Record ``last_used_at`` on the grants in force whose duty the actor just exercised (A2)."""
-    RoleAssignment.objects.filter(
-        Q(environment=environment) | Q(environment__isnull=True),
-        Q(expires_at__isnull=True) | Q(expires_at__gt=at),
-        user_id=actor.pk,
-        status=RoleAssignment.Status.ACTIVE,
-        role__duties__duty__in=list(duty_codes),
-    ).update(last_used_at=at)
 
 
 def _set(instance, **fields) -> None:
@@ -188,7 +177,7 @@ def change_request_create(
     )
     cr.contributors.set(contributor_users)
     _record_contributors(cr, contributor_users, at)
-    _mark_duty_used(actor, environment, [duties.SUBMIT], at)
+    governance_services.duties_used(actor=actor, environment=environment, duty_codes=[duties.SUBMIT], at=at)
     _record(
         "change_request.created", cr, actor=actor, at=at, from_state="",
         title=cr.title, change_type=cr.change_type, risk=cr.risk,
@@ -233,7 +222,7 @@ def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime 
     _set(cr, state=S.PENDING, submitted_at=at)
     _settle_approvals(cr, actor, at)
     cr = change_request_for_decision(cr.pk)
-    _mark_duty_used(actor, cr.environment, [duties.SUBMIT], at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.SUBMIT], at=at)
     _record("change_request.submitted", cr, actor=actor, at=at, from_state=S.DRAFT,
             auto_approved=any(a.via == Approval.Via.AUTO for a in cr.approvals.all()))
     return cr
@@ -304,7 +293,7 @@ def change_request_update(
     if new_revision:
         # The new revision meets the policy afresh: auto-approval (C9) or no approval needed at all.
         _settle_approvals(change_request_for_decision(cr.pk), actor, at)
-    _mark_duty_used(actor, cr.environment, [duties.SUBMIT], at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.SUBMIT], at=at)
     cr = change_request_for_decision(cr.pk)
     after = _reader_values(cr, contributors)
     changed = sorted(name for name in before if before[name] != after[name])
@@ -342,7 +331,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         is_on_call=on_call,
         created_at=at,
     )
-    _mark_duty_used(actor, cr.environment, policy.APPROVE_DUTIES & ctx.actor_duties, at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=policy.APPROVE_DUTIES & ctx.actor_duties, at=at)
     if decision == Approval.Decision.REJECTED:
         _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
     else:
@@ -440,7 +429,7 @@ def deployment_start(
         started_at=at,
     )
     _set(cr, state=states.target("deploy"))
-    _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
     anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
     _record("deployment.started", cr, actor=actor, at=at, from_state=S.APPROVED,
@@ -501,7 +490,7 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datet
         raise Denied(Reason("missing_duty", f"You do not hold deploy for {cr.environment.slug}."))
     _set(deployment, state=to_state, rolled_back_at=at, rollback_reason=reason.strip())
     _set(cr, state=states.target("rollback"))
-    _mark_duty_used(actor, cr.environment, [duties.DEPLOY], at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     cr = change_request_for_decision(cr.pk)
     _record("deployment.rolled_back", cr, actor=actor, at=at, from_state=S.DEPLOYED,
             deployment=deployment.pk, reason=reason.strip())
@@ -537,7 +526,7 @@ def change_request_review_pir(
     if reasons:
         raise Denied(reasons)
     _set(cr, pir_by=actor, pir_at=at, pir_notes=notes.strip())
-    _mark_duty_used(actor, cr.environment, held, at)
+    governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=held, at=at)
     cr = change_request_for_decision(cr.pk)
     _record("change_request.pir_completed", cr, actor=actor, at=at, from_state=cr.state,
             overdue=at > cr.pir_due_at)

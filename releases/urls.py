@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import views as governance_views
+from governance.access_reviews import views as governance_views
 from releases import views
 
 app_name = "releases"

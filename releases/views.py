@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from audit.models import AuditEvent
 from config import lockout
-from governance.errors import Reason, Refused
+from core.errors import Reason, Refused
 from releases import selectors, services
 from releases.forms import (
     APPROVE,

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from config.api import Pagination, StrictSerializer, object_pk
+from core.api import Pagination, StrictSerializer, object_pk
 from governance import selectors
 from governance.api.serializers import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from governance.controls import services

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from config.api import StrictSerializer
+from core.api import StrictSerializer
 from governance.models import Environment, Role, RoleAssignment, Team
 
 

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from config.api import NoBody, Pagination
+from core.api import NoBody, Pagination
 from governance import selectors, services
 from governance.api.filters import RoleAssignmentFilter
 from governance.api.serializers import (

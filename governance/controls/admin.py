@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from governance import duties
-from governance.admin_toolkit import ServiceAddForm, ServiceOnlyAdmin, holds_duty, is_governance_staff, run_per_object
+from core.admin import ServiceAddForm, run_per_object
+from governance.admin.duties import GovernanceAdmin, holds_duty, is_governance_staff
 from governance.controls import registry, services
 from governance.controls.registry import ACCOUNTS, DUTY
-from governance.errors import Refused
+from core.errors import Refused
 from governance.models import ControlChange
 
 
@@ -134,7 +135,7 @@ class ControlledAdminMixin:
         return super().response_change(request, obj)
 
 
-class ControlledAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
+class ControlledAdmin(ControlledAdminMixin, GovernanceAdmin):
     """A control with simple-history's history pages (read-only, never reverted)."""
 
 

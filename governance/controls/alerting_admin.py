@@ -14,7 +14,8 @@ from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from audit.models import NotificationChannel
-from governance.admin_toolkit import is_security, run_per_object
+from core.admin import run_per_object
+from governance.admin.duties import is_security
 from governance.controls import services
 from governance.controls.admin import ControlForm, ControlledAdminMixin, DeletableControlMixin
 

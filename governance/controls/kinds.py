@@ -45,7 +45,7 @@ def _resync_all_environment_holders(environment, before, after, at) -> None:
     if before is None:
         from governance.permissions import sync_permissions
 
-        holders = RoleAssignment.objects.active(at).filter(environment__isnull=True).values("user_id")
+        holders = RoleAssignment.objects.in_force(at).filter(environment__isnull=True).values("user_id")
         for user in get_user_model().objects.filter(pk__in=holders):
             sync_permissions(user, at=at)
 
@@ -191,7 +191,7 @@ def _account_weakens(before: dict | None, after: dict | None) -> list[Weakening]
 def _invite(user, before, after, at) -> None:
     """A new account gets no password from anyone: its owner sets one through a one-time link."""
     if before is None:
-        from governance.accounts import password_reset_issue
+        from governance.services.accounts import password_reset_issue
 
         user.set_unusable_password()
         user.save(update_fields=["password"])

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from governance.errors import Reason
+from core.errors import Reason
 
 ADMINISTRATORS = "administrators"  # superusers or security for all environments propose and approve
 ACCOUNTS = "accounts"  # superusers propose; another superuser or security for all environments approves

@@ -17,7 +17,7 @@ import audit
 from governance import duties
 from governance.controls import registry
 from governance.controls.registry import ACCOUNTS, ADMINISTRATORS, ControlKind, Scope
-from governance.errors import Denied, InvalidState, Reason
+from core.errors import Denied, InvalidState, Reason
 from governance.models import ControlChange
 from governance.selectors import has_duty, has_duty_everywhere
 

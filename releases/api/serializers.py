@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import StrictSerializer
+from core.api import StrictSerializer
 from governance.api.serializers import NameField, ReasonSerializer
 from governance.models import Environment, Team
 from releases.models import Approval, ChangeRequest, Deployment

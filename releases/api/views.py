@@ -11,7 +11,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import NoBody, Pagination
+from core.api import NoBody, Pagination
 from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter

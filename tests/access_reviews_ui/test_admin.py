@@ -32,7 +32,7 @@ def test_security_starts_an_every_team_campaign_from_the_changelist(demo, client
     assert form.context["adminform"].form.initial["period"] == current_quarter()
     review = AccessReview.objects.get()
     assert (review.period, review.team, review.started_by, review.status) == ("2027-Q1", None, demo.sec, "open")
-    assert review.items.count() == RoleAssignment.objects.active().count()
+    assert review.items.count() == RoleAssignment.objects.in_force().count()
     assert messages_in(response)[-1] == f"{review} is open with 18 items."
 
 

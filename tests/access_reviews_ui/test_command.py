@@ -20,7 +20,7 @@ def test_it_starts_this_quarters_campaign_once(demo):
 
     review = AccessReview.objects.get()
     assert review.period == current_quarter() and review.team is None
-    assert review.items.count() == RoleAssignment.objects.active().count()
+    assert review.items.count() == RoleAssignment.objects.in_force().count()
     assert f"Access review {current_quarter()} (#{review.pk}) started: open, 18 items" in first
     assert "already exists: open, 18 items" in second
 

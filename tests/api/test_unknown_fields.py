@@ -1,6 +1,6 @@
 """Every write endpoint refuses a field it does not take (issue 14, class 8): a 400 naming it, and
 nothing written, instead of dropping it and doing the rest. One mechanism does it
-(``config.api.StrictSerializer``, with ``NoBody`` for endpoints that take no body); this test
+(``core.api.StrictSerializer``, with ``NoBody`` for endpoints that take no body); this test
 enumerates the write operations of the OpenAPI document and sends each, as a persona the
 authorisation matrix lets through, its matrix body plus one field nobody declared."""
 import json

@@ -33,7 +33,7 @@ def test_small_has_the_promised_counts(seeded_small, db):
     assert AuditEvent.objects.count() == SMALL["audit_events"]
     assert seeded_small["AuditEvent"] == SMALL["audit_events"] and seeded_small["ChangeRequest"] == SMALL["change_requests"] + queue
     # Most grants are in force, and every state of a change request occurs.
-    assert RoleAssignment.objects.active().count() > SMALL["role_assignments"] // 2
+    assert RoleAssignment.objects.in_force().count() > SMALL["role_assignments"] // 2
     assert set(ChangeRequest.objects.values_list("state", flat=True).distinct()) == {
         S.DRAFT, S.PENDING, S.APPROVED, S.REJECTED, S.CANCELLED, S.DEPLOYED, S.FAILED, S.ROLLED_BACK}
 
@@ -71,12 +71,12 @@ def test_separation_of_duties_holds_over_every_row(seeded_small, db):
     assert not Deployment.objects.exclude(artifact=F("change_request__artifact")).exists()
     assert Approval.objects.filter(stale=True).exists()
     # No one holds submit or approve together with deploy for one production environment (G3).
-    active = RoleAssignment.objects.active().filter(environment__tier="production")
+    active = RoleAssignment.objects.in_force().filter(environment__tier="production")
     deployers = set(active.filter(role__duties__duty=duties.DEPLOY).values_list("user_id", "environment_id"))
     writers = set(active.filter(role__duties__duty__in=[duties.SUBMIT, duties.APPROVE]).values_list("user_id", "environment_id"))
     assert deployers and writers and not deployers & writers
     # Privileged grants in force: four eyes and at most 90 days.
-    for g in RoleAssignment.objects.active().filter(Q(environment__tier="production") | Q(role__slug__in=["security", "manager"])):
+    for g in RoleAssignment.objects.in_force().filter(Q(environment__tier="production") | Q(role__slug__in=["security", "manager"])):
         assert g.approved_by_id not in (None, g.user_id, g.requested_by_id), g.pk
         assert g.expires_at - g.created_at <= timezone.timedelta(days=90), g.pk
 

@@ -10,8 +10,9 @@ from django.core import mail
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from governance import accounts, services
-from governance.errors import Denied
+from governance import services
+from governance.services import accounts
+from core.errors import Denied
 from tests.controls.conftest import last_event
 
 User = get_user_model()

@@ -12,7 +12,7 @@ from governance.controls.services import (
     control_changes_expire_due,
     pending_for,
 )
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import ControlChange
 from releases.models import ApprovalPolicy
 from tests.controls.conftest import last_event

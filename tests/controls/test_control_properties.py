@@ -21,7 +21,7 @@ from audit.models import AuditEvent
 from governance import services as governance
 from governance.controls import registry
 from governance.controls.services import control_change, control_change_approve, control_change_reject
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import ConflictRule, ControlChange, RoleAssignment
 from releases import policy, services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment

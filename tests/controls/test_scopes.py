@@ -10,12 +10,13 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from audit import seals, services as audit_services
+from audit import seals
+from compliance import alerts as audit_services
 from audit.alerts import raise_alert
 from audit.models import Alert, AuditEvent
 from governance import services
 from governance.controls.services import control_change, control_change_approve
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import ConflictRule, ControlChange, SoDException
 from releases.models import ApprovalPolicy
 from tests.controls.conftest import last_event

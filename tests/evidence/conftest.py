@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from audit.evidence import builder, services as evidence_services
+from compliance.evidence import builder, services as evidence_services
 from audit.models import EvidenceExport
 from governance.controls.services import control_change, control_change_approve
 from releases import services as releases

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from audit.evidence.services import MAX_PERIOD_DAYS
+from compliance.evidence.services import MAX_PERIOD_DAYS
 from audit.models import AuditEvent, EvidenceExport
 from tests.evidence.export_rows import export_row, small_zip
 
@@ -35,7 +35,7 @@ def nothing_written(db):
 @pytest.fixture
 def builds(monkeypatch):
     """The export ids handed to the build task (which is not run: the builder is tested apart)."""
-    from audit.tasks import build_evidence_export
+    from compliance.tasks import build_evidence_export
 
     handed = []
     monkeypatch.setattr(build_evidence_export, "delay", handed.append)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit import signing
-from audit.evidence import builder, controls, services as evidence_services
+from compliance.evidence import builder, controls, services as evidence_services
 from audit.models import AuditEvent, AuditSeal, ChainHead, EvidenceExport
 from governance import services as governance
 from governance.models import Role

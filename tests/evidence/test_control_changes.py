@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from audit.evidence.writer import iso
+from compliance.evidence.writer import iso
 from governance.controls.services import control_change, control_change_reject, control_changes_expire_due
 from governance.models import ControlChange
 from releases.models import ApprovalPolicy

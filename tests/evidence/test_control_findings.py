@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from audit.evidence.writer import iso
+from compliance.evidence.writer import iso
 from governance.controls.services import control_change, control_change_approve
 from governance.models import Environment, ConflictRule
 from releases.models import ApprovalPolicy

@@ -7,7 +7,7 @@ from datetime import datetime, timezone as dt_timezone
 
 import pytest
 
-from audit.evidence.writer import csv_value, neutralise
+from compliance.evidence.writer import csv_value, neutralise
 from tests.evidence.conftest import build_export, deploy_in
 
 FORMULA = '=HYPERLINK("http://x","y")'

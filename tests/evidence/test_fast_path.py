@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.db import connection
 
-from audit.evidence import builder, services as evidence_services, writer
+from compliance.evidence import builder, services as evidence_services, writer
 from audit.models import EvidenceExport
 from governance import duties, services as governance
 from governance.models import Role

@@ -1,5 +1,5 @@
 """On PostgreSQL the deployment and grant datasets are rendered by the database
-(``audit.evidence.pg_render``): the files must be byte for byte the ones the Python path writes,
+(``compliance.evidence.pg_render``): the files must be byte for byte the ones the Python path writes,
 on data that exercises every rendering rule — NULLs, lists, unicode and emoji, quotes, commas,
 line breaks, values starting with = + - @ tab or CR, microsecond and whole-second times — and
 every computed column: SoD exception and violation, a policy edit in the middle of the period,
@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from audit.evidence import builder, pg_render
-from audit.evidence.datasets import PRODUCTION_DEPLOYMENTS
+from compliance.evidence import builder, pg_render
+from compliance.evidence.datasets import PRODUCTION_DEPLOYMENTS
 from governance import duties, services as governance
 from governance.controls.services import control_change, control_change_approve
 from governance.models import ConflictRule, Environment, Role, RoleAssignment

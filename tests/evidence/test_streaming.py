@@ -3,7 +3,7 @@ import tracemalloc
 from datetime import timedelta
 
 from audit.chain import compute_hash
-from audit.evidence import builder, services as evidence_services
+from compliance.evidence import builder, services as evidence_services
 from audit.models import AuditEvent, ChainHead, EvidenceExport
 
 

@@ -286,7 +286,7 @@ def test_anonymous_visitors_are_sent_to_log_in(demo, client_as):
 @pytest.fixture
 def builds(monkeypatch):
     """The export ids handed to the build task (not run here: the builder is tested apart)."""
-    from audit.tasks import build_evidence_export
+    from compliance.tasks import build_evidence_export
 
     handed = []
     monkeypatch.setattr(build_evidence_export, "delay", handed.append)

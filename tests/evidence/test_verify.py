@@ -1,4 +1,4 @@
-"""``evidence_verify`` (and the Django-free ``audit/bundle_verify.py``) pass on a fresh bundle and
+"""``evidence_verify`` (and the Django-free ``compliance/bundle_verify.py``) pass on a fresh bundle and
 fail, naming the file, after any byte of any member changes, a member goes missing or appears, the
 manifest is edited, or the bundle is checked with (or signed by) another key."""
 import json
@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from audit import bundle_verify, keys, signing
+from audit import keys, signing
+from compliance import bundle_verify
 from tests.evidence.conftest import build_export, deploy_in
 
 REPO = Path(settings.BASE_DIR)
@@ -117,7 +118,7 @@ def test_the_standalone_script_needs_no_django(bundle, tmp_path):
     key_file = tmp_path / "countersign.pub"
     key_file.write_bytes(_server_key())
     env = {"PATH": "/usr/bin:/bin"}  # no DJANGO_SETTINGS_MODULE, no DATABASE_URL
-    script = str(REPO / "audit" / "bundle_verify.py")
+    script = str(REPO / "compliance" / "bundle_verify.py")
     # Django made unimportable: the verifier must not need it.
     probe = f"import runpy, sys; sys.modules['django'] = None; sys.argv[0] = {script!r}; " \
             f"runpy.run_path({script!r}, run_name='__main__')"

@@ -13,11 +13,12 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from audit import bundle_verify, signing
+from audit import signing
+from compliance import bundle_verify
 from tests.evidence import zipcraft
 from tests.evidence.conftest import build_export, deploy_in
 
-SCRIPT = str(settings.BASE_DIR / "audit" / "bundle_verify.py")
+SCRIPT = str(settings.BASE_DIR / "compliance" / "bundle_verify.py")
 FORGED = zipcraft.Entry.of("production_deployments.csv", b"id,title\r\n1,nothing to see\r\n")
 
 

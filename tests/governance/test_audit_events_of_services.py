@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from audit.models import AuditEvent
 from governance import duties, services
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import RoleAssignment
 
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from audit.models import AuditEvent
 from governance import duties
 from governance.controls.services import control_change, control_change_approve
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import ConflictRule
 
 

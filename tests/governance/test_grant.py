@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from governance import duties, services
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import RoleAssignment
 from governance.selectors import has_duty
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance import duties, services
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import RoleAssignment
 from governance.selectors import has_duty
 from tests.factories import set_control

@@ -51,8 +51,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from audit.models import AuditEvent
+from governance.services import grants
 from governance import duties, services
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import Environment, Role, RoleAssignment, RoleDuty, Team
 from governance.permissions import actual_permissions, expected_permissions
 from governance.selectors import has_duty
@@ -368,7 +369,7 @@ def test_the_machine_notices_a_missed_sync(demo, monkeypatch):
     try:
         assignment = RoleAssignment.objects.get(user=demo.ops, environment=demo.production)
         with monkeypatch.context() as patched:
-            patched.setattr(services, "sync_permissions", lambda user, at=None: None)
+            patched.setattr(grants, "sync_permissions", lambda user, at=None: None)
             machine.attempt(
                 lambda: services.role_assignment_revoke(
                     actor=machine.users["mgr"], assignment=assignment, reason="rota change", at=machine.clock

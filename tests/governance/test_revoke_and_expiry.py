@@ -7,7 +7,7 @@ from django.db import transaction
 
 from audit.models import AuditEvent
 from governance import duties, services
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import RoleAssignment
 from governance.selectors import has_duty
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from governance import duties, services
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import SoDException
 
 Status = SoDException.Status

@@ -27,7 +27,7 @@ def test_scheduled_tasks_run_on_the_worker_and_change_the_database(start_worker,
 
     send("governance.tasks.start_access_review", "2026-Q4")
     review = wait_for(lambda: AccessReview.objects.filter(period="2026-Q4", status="open").first(), what="campaign")
-    assert review.items.count() == RoleAssignment.objects.active().count()
+    assert review.items.count() == RoleAssignment.objects.in_force().count()
 
     stalled = ChangeRequest.objects.get(state="pending", environment__slug="production")
     ChangeRequest.objects.filter(pk=stalled.pk).update(submitted_at=timezone.now() - timedelta(hours=5))
@@ -63,7 +63,7 @@ def test_a_worker_killed_mid_campaign_resumes_it_without_duplicates(start_worker
         RoleAssignment(user=u, role=role, team=team, environment=env, justification="load", status="active")
         for u in users
     ])
-    expected = RoleAssignment.objects.active().count()
+    expected = RoleAssignment.objects.in_force().count()
     process_env["COUNTERSIGN_REVIEW_BATCH_SIZE"] = "25"
 
     worker = start_worker()

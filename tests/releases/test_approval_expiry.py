@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
 from releases.policy import approval_status

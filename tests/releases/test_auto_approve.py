@@ -2,7 +2,7 @@
 approval is recorded with no reviewer, via "auto", naming the policy."""
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest
 from tests.factories import set_control, bootstrap_grant

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import AuditEvent
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from releases import services
 from releases.models import Approval, ChangeRequest, Deployment
 from tests.factories import UserFactory, bootstrap_grant

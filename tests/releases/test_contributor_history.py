@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import selectors, services
 from releases.escalation import eligible_reviewers
 from releases.models import RevisionContributor

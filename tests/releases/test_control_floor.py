@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from governance import duties
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import Environment, Team
 from releases import services
 from releases.models import Approval, ApprovalPolicy, ChangeRequest

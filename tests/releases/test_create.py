@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance import services as governance
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import RoleAssignment
 from releases import services
 from releases.models import ChangeRequest

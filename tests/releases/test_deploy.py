@@ -2,7 +2,7 @@
 approved with approvals still valid."""
 import pytest
 
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from releases import services
 from releases.models import ChangeRequest, Deployment
 from tests.factories import UserFactory, bootstrap_grant

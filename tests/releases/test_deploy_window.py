@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import ApprovalPolicy
 from releases.policy import in_deploy_window

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance import services as governance
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import RoleAssignment
 from releases import services
 from releases.models import ChangeRequest, Deployment

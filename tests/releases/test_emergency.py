@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from releases import services
 from releases.models import ApprovalPolicy, ChangeRequest
 from tests.factories import set_control, UserFactory, bootstrap_grant

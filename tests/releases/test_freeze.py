@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance.controls.services import control_change
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import FreezeWindow
 from tests.releases.stories import approved_in_production, approved_in_staging, pending_in_production

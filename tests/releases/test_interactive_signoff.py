@@ -2,7 +2,7 @@
 the portal's sign-off form; rejections and other environments take the API."""
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import Approval, ApprovalPolicy
 from tests.releases.stories import pending, pending_in_production

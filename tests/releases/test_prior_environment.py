@@ -1,7 +1,7 @@
 """C8: production asks that the same artifact was first deployed successfully to staging."""
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from tests.releases.stories import (
     approved_in_production,

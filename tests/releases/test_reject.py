@@ -1,7 +1,7 @@
 """C2 and C4: any eligible reviewer's rejection closes the request, over the API too."""
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from releases.models import Approval, ChangeRequest
 from tests.releases.stories import events_for, pending, pending_in_production, reload

@@ -2,7 +2,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from releases import services
 from releases.models import ChangeRequest
 from tests.releases.stories import (

@@ -3,7 +3,7 @@ with the change's revision under the change's row lock. A change that moved on i
 ``revision_changed``, and nothing is signed."""
 import pytest
 
-from governance.errors import InvalidState
+from core.errors import InvalidState
 from releases import services
 from tests.releases.stories import new_artifact, pending, pending_in_production, reload
 

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from audit.models import AuditEvent
 from governance import services as governance_services
-from governance.errors import Denied
+from core.errors import Denied
 from governance.models import RoleAssignment
 from releases import services
 from releases.models import Approval, ChangeRequest, Deployment

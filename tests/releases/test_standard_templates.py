@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from audit.models import AuditEvent
-from governance.errors import Denied
+from core.errors import Denied
 from governance.controls.services import control_change, control_change_approve
 from governance.models import ControlChange
 from releases import demo as release_demo, selectors, services

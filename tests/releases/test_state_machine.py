@@ -27,7 +27,7 @@ from audit.chain import verify
 from audit.models import AuditEvent
 from governance import duties
 from governance import services as governance
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import Environment, Role, RoleAssignment
 from governance.selectors import has_duty
 from releases import services

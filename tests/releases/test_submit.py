@@ -3,7 +3,7 @@ where the policy is already met, is approved at once."""
 import pytest
 
 from governance import services as governance
-from governance.errors import Denied, InvalidState
+from core.errors import Denied, InvalidState
 from governance.models import RoleAssignment
 from releases import services
 from releases.models import ChangeRequest

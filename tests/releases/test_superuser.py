@@ -1,7 +1,7 @@
 """C12: a superuser gets no bypass of C1–C11: without a duty, admin is refused like anyone else."""
 import pytest
 
-from governance.errors import Denied
+from core.errors import Denied
 from releases import services
 from tests.factories import bootstrap_grant
 from tests.releases.stories import approved_in_staging, deploy, draft, new_artifact, pending, pending_in_production

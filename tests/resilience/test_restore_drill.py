@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit import seals
-from audit.evidence import services as evidence
+from compliance.evidence import services as evidence
 from audit.models import AuditEvent, AuditSeal, EvidenceExport
 from tests.resilience.servers import manage, server_env
 

@@ -7,8 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import Alert, AuditEvent
-from governance import reviews, services
-from governance.errors import Denied, InvalidState
+from governance.access_reviews import campaigns as reviews, services
+from core.errors import Denied, InvalidState
 from governance.models import AccessReview, AccessReviewItem, RoleAssignment, SoDException
 from tests.factories import member
 
@@ -23,7 +23,7 @@ def _item(review, user, role_slug):
 def test_one_item_per_active_grant_reviewed_by_a_manager_not_the_grantee(demo):
     review = services.access_review_start(period="2026-Q4")
     assert review.status == AccessReview.Status.OPEN
-    assert review.items.count() == RoleAssignment.objects.active().count()
+    assert review.items.count() == RoleAssignment.objects.in_force().count()
     assert _item(review, demo.dev, "developer").reviewer == demo.mgr
     # mgr's own grant goes to security, never to mgr.
     own = _item(review, demo.mgr, "manager")
@@ -37,23 +37,23 @@ def test_running_twice_for_a_period_creates_one_campaign(demo):
     first = services.access_review_start(period="2026-Q4")
     second = services.access_review_start(period="2026-Q4")
     assert first.pk == second.pk and AccessReview.objects.count() == 1
-    assert AccessReviewItem.objects.count() == RoleAssignment.objects.active().count()
+    assert AccessReviewItem.objects.count() == RoleAssignment.objects.in_force().count()
 
 
 def test_a_half_built_campaign_resumes_without_duplicates(demo):
     review = AccessReview.objects.create(period="2026-Q4", name="half", due_at=timezone.now() + timedelta(days=14))
-    first = RoleAssignment.objects.active().order_by("pk").first()
+    first = RoleAssignment.objects.in_force().order_by("pk").first()
     AccessReviewItem.objects.create(review=review, assignment=first, due_at=review.due_at)
     resumed = services.access_review_start(period="2026-Q4")
     assert resumed.pk == review.pk and resumed.status == AccessReview.Status.OPEN
-    assert resumed.items.count() == RoleAssignment.objects.active().count()
+    assert resumed.items.count() == RoleAssignment.objects.in_force().count()
 
 
 def test_a_20000_grant_campaign_costs_queries_per_batch_not_per_grant(demo, monkeypatch):
     from bench import data
 
     data.grants(20000)
-    grants = RoleAssignment.objects.active().count()
+    grants = RoleAssignment.objects.in_force().count()
     assert grants > 20000
 
     def queries_for(period, batch):

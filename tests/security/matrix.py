@@ -407,7 +407,7 @@ def build_world() -> dict:
 
     from audit import seals
     from audit.alerts import raise_alert
-    from audit.evidence import services as evidence
+    from compliance.evidence import services as evidence
     from audit.models import AuditEvent, NotificationChannel, OutboxMessage
     from governance import services as governance
     from governance.controls.services import control_change

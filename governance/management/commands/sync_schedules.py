@@ -4,7 +4,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from config.schedule import SCHEDULE
 from governance.controls.services import control_change
-from governance.errors import Refused
+from core.errors import Refused
 
 
 def _schedule_values(spec: dict) -> dict:

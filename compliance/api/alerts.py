@@ -1,0 +1,124 @@
+"""Alert endpoints (API.md, RULES.md V3 and E2). Alerts are read by holders of ``view_audit`` or
+``security_approve``; anyone else is told so on the list (403 ``missing_duty``) and gets 404 for a
+single alert, as for anything they may not see. Resolving needs ``security_approve`` and calls
+``compliance.alerts.alert_resolve``, which refuses 400 (blank resolution) and 409 (already resolved).
+"""
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import get_object_or_404
+from rest_framework.response import Response
+
+from compliance import alerts as services
+from compliance.api.serializers import AlertResolveSerializer, AlertSerializer
+from audit.models import Alert
+from core.api import Pagination, object_pk
+
+# The API's error bodies (config/api.py), described inline: the audit app does not import the
+# governance API's serializers that name them.
+_DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+_REFUSAL = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "reasons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["code", "message"],
+            },
+        },
+    },
+    "required": ["detail", "reasons"],
+}
+UNAUTHENTICATED = OpenApiResponse(_DETAIL, description="No, bad, expired or revoked credentials.")
+NOT_FOUND = OpenApiResponse(_DETAIL, description="Does not exist, or the caller may not read alerts.")
+INVALID = OpenApiResponse(
+    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    description="Field errors: `{field: [message, …]}`.",
+)
+MAY_NOT_READ = OpenApiResponse(
+    _REFUSAL, description="`missing_duty`: reading alerts needs view_audit or security_approve."
+)
+MAY_NOT_RESOLVE = OpenApiResponse(_REFUSAL, description="`missing_duty`: resolving an alert needs security_approve.")
+CONFLICT = OpenApiResponse(_REFUSAL, description="The alert is already resolved (`invalid_state`).")
+
+
+def _alert_duties(request) -> dict[str, bool]:
+    """What the caller may do with alerts, asked once per request.
+
+    The audit app's recording core imports no other app (ARCHITECTURE principle 5). This API module
+    is a client, not the core: it asks governance who holds a duty, importing the selector lazily so
+    that importing ``audit`` never pulls governance in."""
+    if not hasattr(request, "_countersign_alert_duties"):
+        from governance import duties
+        from governance.selectors import has_duty
+
+        user = request.user
+        security = has_duty(user, duties.SECURITY_APPROVE)
+        request._countersign_alert_duties = {
+            "read": user.is_superuser or security or has_duty(user, duties.VIEW_AUDIT),
+            "resolve": security,
+        }
+    return request._countersign_alert_duties
+
+
+class AlertFilter(django_filters.FilterSet):
+    kind = django_filters.CharFilter(help_text="Detector code, e.g. rubber_stamp, permission_drift.")
+    severity = django_filters.ChoiceFilter(choices=Alert.Severity.choices)
+    status = django_filters.ChoiceFilter(choices=Alert.Status.choices)
+
+    class Meta:
+        model = Alert
+        fields = ["kind", "severity", "status"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        description="Alerts, newest first. Needs view_audit or security_approve: anyone else gets 403 "
+        "`missing_duty` rather than an empty list, so a misconfigured script notices.",
+        responses={200: AlertSerializer(many=True), 400: INVALID, 401: UNAUTHENTICATED, 403: MAY_NOT_READ},
+    ),
+    retrieve=extend_schema(responses={200: AlertSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
+)
+@extend_schema(tags=["alerts"])
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    # Only for the schema's introspection; every request reads through get_queryset.
+    queryset = Alert.objects.none()
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        if not _alert_duties(self.request)["read"]:
+            return Alert.objects.none()
+        return Alert.objects.select_related("actor", "resolved_by").order_by("-created_at", "-pk")
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
+
+    def list(self, request, *args, **kwargs):
+        if not _alert_duties(request)["read"]:
+            raise PermissionDenied("Reading alerts needs view_audit or security_approve.")
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Resolve an alert with what was found (security)",
+        request=AlertResolveSerializer,
+        responses={
+            200: AlertSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: MAY_NOT_RESOLVE, 404: NOT_FOUND,
+            409: CONFLICT,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        alert = self.get_object()
+        if not _alert_duties(request)["resolve"]:
+            raise PermissionDenied("Resolving an alert needs security_approve.")
+        serializer = AlertResolveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        resolved = services.alert_resolve(actor=request.user, alert=alert, **serializer.validated_data)
+        return Response(AlertSerializer(resolved).data)
