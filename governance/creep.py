@@ -10,7 +10,7 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from audit.alerts import raise_alert
-from governance import duties
+from governance import conflicts, duties
 from governance.models import ConflictRule, Environment, RoleAssignment, RoleDuty, SoDException
 from governance.permissions import DUTY_CODENAMES, drift
 
@@ -81,20 +81,18 @@ def scan_conflicts(at: datetime) -> int:
             held[assignment.user_id][env_id] |= role_duties[assignment.role_id] & set(duties.ENVIRONMENT_DUTIES)
     raised = 0
     for user_id, by_env in held.items():
-        for env_id, user_duties in by_env.items():
-            env = environments[env_id]
-            for rule in rules:
-                if not rule.applies_to(env) or not {rule.duty_a, rule.duty_b} <= user_duties:
-                    continue
-                if any(e.covers(rule.duty_a, rule.duty_b, env, at) for e in exceptions[user_id]):
-                    continue
-                _, created = raise_alert(
-                    "sod_conflict_held", severity="critical", actor=names[user_id], environment=env.slug,
-                    subject=f"{names[user_id].username} holds {rule.duty_a} and {rule.duty_b} for {env.slug}",
-                    details={"user": names[user_id].username, "rule": rule.pk, "environment": env.slug},
-                    dedupe_key=f"sod_conflict_held:{user_id}:{rule.pk}:{env_id}", at=at,
-                )
-                raised += created
+        found = conflicts.held_conflicts(
+            duties_by_environment={environments[env_id]: held_duties for env_id, held_duties in by_env.items()},
+            rules=rules, exceptions=exceptions[user_id], at=at,
+        )
+        for rule, env in found:
+            _, created = raise_alert(
+                "sod_conflict_held", severity="critical", actor=names[user_id], environment=env.slug,
+                subject=f"{names[user_id].username} holds {rule.duty_a} and {rule.duty_b} for {env.slug}",
+                details={"user": names[user_id].username, "rule": rule.pk, "environment": env.slug},
+                dedupe_key=f"sod_conflict_held:{user_id}:{rule.pk}:{env.pk}", at=at,
+            )
+            raised += created
     return raised
 
 

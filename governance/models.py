@@ -187,12 +187,6 @@ class ConflictRule(models.Model):
     def __str__(self):
         return f"{self.duty_a} × {self.duty_b} ({self.tier or 'all tiers'})"
 
-    def applies_to(self, environment: Environment) -> bool:
-        return not self.tier or environment.tier == self.tier
-
-    def pairs(self, held: set[str], added: set[str]) -> bool:
-        return (self.duty_a in added and self.duty_b in held) or (self.duty_b in added and self.duty_a in held)
-
 
 class SoDExceptionQuerySet(models.QuerySet):
     def active(self, at=None):

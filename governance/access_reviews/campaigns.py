@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from governance import duties
+from governance import conflicts, duties
 from governance.models import Environment, Membership, RoleAssignment, RoleDuty
 from governance.selectors import duty_assignments
 
@@ -80,9 +80,11 @@ def recommendations(ctx: ReviewContext, assignment: RoleAssignment) -> list[dict
     last_use = assignment.last_used_at or assignment.approved_at or assignment.created_at
     if last_use < at - timedelta(days=UNUSED_DAYS):
         found.append({"code": "unused", "message": f"Not exercised for {UNUSED_DAYS}+ days."})
-    env_duties = ctx.role_duties.get(assignment.role_id, set()) & set(duties.ENVIRONMENT_DUTIES)
-    privileged = assignment.role.is_privileged or (
-        env_duties and (assignment.environment_id is None or assignment.environment_id in ctx.production_env_ids)
+    privileged = conflicts.is_privileged(
+        role_is_privileged=assignment.role.is_privileged, role_duties=ctx.role_duties.get(assignment.role_id, ()),
+        environment_is_production=(
+            None if assignment.environment_id is None else assignment.environment_id in ctx.production_env_ids),
+        production_exists=bool(ctx.production_env_ids),
     )
     if privileged and assignment.expires_at is None:
         found.append({"code": "no_expiry", "message": "A privileged grant without an expiry."})

@@ -16,9 +16,9 @@ from governance.access_reviews.services import (
     access_reviews_escalate,
     duty_holders_emails,
 )
+from governance.conflicts import Conflict
 from governance.services.exceptions import sod_exception_approve, sod_exception_request, sod_exception_revoke
 from governance.services.grants import (
-    Conflict,
     duties_used,
     find_conflicts,
     is_privileged,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 import audit
 from core.errors import Denied, InvalidState, Reason
-from governance import duties
+from governance import conflicts, duties
 from governance.models import ConflictRule, Environment, SoDException, Team
 from governance.selectors import has_duty, has_duty_for
 from governance.services.grants import _is_administrator, max_privileged_lifetime
@@ -48,9 +48,7 @@ def sod_exception_request(
         errors["expires_at"] = ["The exception needs an expiry in the future."]
     elif expires_at > at + max_privileged_lifetime():
         errors["expires_at"] = [f"Exceptions may last at most {max_privileged_lifetime().days} days."]
-    if duty_a == duty_b or not ConflictRule.objects.filter(
-        is_active=True, duty_a__in=[duty_a, duty_b], duty_b__in=[duty_a, duty_b]
-    ).exists():
+    if conflicts.rule_for_pair(ConflictRule.objects.filter(is_active=True), duty_a, duty_b) is None:
         errors["duty_b"] = ["No conflict rule pairs these duties; no exception is needed."]
     if errors:
         raise ValidationError(errors)

@@ -4,7 +4,6 @@ Each service checks its rules, changes state, re-syncs derived permissions and r
 event, in one transaction. Refusals raise ``Denied`` (403, all reasons), ``InvalidState`` (409) or
 ``ValidationError`` (400, field messages); nothing is written when they do.
 """
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,8 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 import audit
-from governance import duties
+from governance import conflicts, duties
 from core.errors import Denied, InvalidState, Reason
+from governance.conflicts import Conflict
 from governance.models import (
     ConflictRule,
     Environment,
@@ -40,50 +40,29 @@ def role_duties(role: Role) -> set[str]:
 
 
 def is_privileged(role: Role, environment: Environment | None, role_duty_set: set[str] | None = None) -> bool:
-    """G2: any duty on a production-tier environment, or a privileged role (security, manager)."""
-    if role.is_privileged:
-        return True
-    env_duties = (role_duty_set if role_duty_set is not None else role_duties(role)) & set(duties.ENVIRONMENT_DUTIES)
-    if not env_duties:
-        return False
-    if environment is None:
-        return Environment.objects.filter(tier=Environment.Tier.PRODUCTION).exists()
-    return environment.is_production
-
-
-def _describe(assignment: RoleAssignment) -> str:
-    where = assignment.environment.slug if assignment.environment_id else "all environments"
-    return f"grant #{assignment.pk} ({assignment.role.slug} in {where}, team {assignment.team.slug})"
-
-
-@dataclass(frozen=True)
-class Conflict:
-    rule: ConflictRule
-    environment: Environment
-    other: RoleAssignment | None  # None: the role conflicts with itself
-    exception: SoDException | None
-
-    def reason(self) -> Reason:
-        against = _describe(self.other) if self.other else "the duties of this role itself"
-        return Reason(
-            "sod_conflict",
-            f"Conflicts with {against}: {self.rule.duty_a} and {self.rule.duty_b} may not be held together "
-            f"for {self.environment.slug} ({self.environment.tier}).",
-        )
+    """G2 (``governance.conflicts.is_privileged``), with what it reads loaded."""
+    duty_set = role_duty_set if role_duty_set is not None else role_duties(role)
+    production_exists = False
+    if environment is None and not role.is_privileged and duty_set & conflicts.ENVIRONMENT_DUTIES:
+        production_exists = Environment.objects.filter(tier=Environment.Tier.PRODUCTION).exists()
+    return conflicts.is_privileged(
+        role_is_privileged=role.is_privileged, role_duties=duty_set,
+        environment_is_production=None if environment is None else environment.is_production,
+        production_exists=production_exists,
+    )
 
 
 def find_conflicts(
     *, user, role: Role, environment: Environment | None, at: datetime, exclude: RoleAssignment | None = None
 ) -> list[Conflict]:
-    """G3: conflicts the grant would create with the user's active or pending assignments."""
-    new_duties = role_duties(role) & set(duties.ENVIRONMENT_DUTIES)
+    """G3 (``governance.conflicts.conflicts``): what the grant would break, with the user's grants
+    in force or pending loaded for the rule."""
+    new_duties = role_duties(role) & conflicts.ENVIRONMENT_DUTIES
     if not new_duties:
         return []
     rules = list(ConflictRule.objects.filter(is_active=True))
     if not rules:
         return []
-    all_environments = list(Environment.objects.all())
-    targets = [environment] if environment is not None else all_environments
     held = (
         RoleAssignment.objects.filter(user_id=user.pk, status__in=[Status.ACTIVE, Status.PENDING])
         .exclude(expires_at__lte=at)
@@ -92,25 +71,12 @@ def find_conflicts(
     )
     if exclude is not None:
         held = held.exclude(pk=exclude.pk)
-    exceptions = list(SoDException.objects.active(at).filter(user_id=user.pk))
-
-    def covered(rule, env):
-        return next((e for e in exceptions if e.covers(rule.duty_a, rule.duty_b, env, at)), None)
-
-    found: list[Conflict] = []
-    for rule in rules:
-        for env in targets:
-            if rule.applies_to(env) and rule.pairs(new_duties, new_duties):
-                found.append(Conflict(rule, env, None, covered(rule, env)))
-    for other in held:
-        other_duties = {d.duty for d in other.role.duties.all()} & set(duties.ENVIRONMENT_DUTIES)
-        other_targets = [other.environment] if other.environment_id else all_environments
-        overlap = [env for env in targets if env in other_targets]
-        for rule in rules:
-            env = next((e for e in overlap if rule.applies_to(e) and rule.pairs(other_duties, new_duties)), None)
-            if env is not None:
-                found.append(Conflict(rule, env, other, covered(rule, env)))
-    return found
+    return conflicts.conflicts(
+        new_duties=new_duties, environment=environment,
+        held=[conflicts.Held(a, frozenset(d.duty for d in a.role.duties.all())) for a in held],
+        rules=rules, environments=list(Environment.objects.all()),
+        exceptions=list(SoDException.objects.active(at).filter(user_id=user.pk)), at=at,
+    )
 
 
 def _is_administrator(actor) -> bool:
@@ -123,21 +89,11 @@ def _can_administer_grants(actor, team: Team, at) -> bool:
 
 
 def _validate_grant(*, role, environment, justification, expires_at, privileged, at) -> None:
-    errors: dict[str, list[str]] = {}
-    if not (justification or "").strip():
-        errors["justification"] = ["A justification is required for every grant."]
-    if role.scope == Role.Scope.ENVIRONMENT and environment is None:
-        errors["environment"] = [f"The {role.slug} role is granted for one environment; choose it."]
-    if role.scope in (Role.Scope.TEAM, Role.Scope.GLOBAL) and environment is not None:
-        errors["environment"] = [f"The {role.slug} role is not environment-scoped; leave the environment empty."]
-    if expires_at is not None and expires_at <= at:
-        errors["expires_at"] = ["The expiry must be in the future."]
-    elif privileged and expires_at is None:
-        errors["expires_at"] = [
-            f"This grant is privileged and needs an expiry (at most {max_privileged_lifetime().days} days)."
-        ]
-    elif privileged and expires_at > at + max_privileged_lifetime():
-        errors["expires_at"] = [f"Privileged grants may last at most {max_privileged_lifetime().days} days."]
+    errors = conflicts.grant_errors(
+        role_scope=role.scope, role_slug=role.slug, has_environment=environment is not None,
+        justification=justification, expires_at=expires_at, privileged=privileged, at=at,
+        max_lifetime=max_privileged_lifetime(),
+    )
     if errors:
         raise ValidationError(errors)
 
@@ -211,8 +167,8 @@ def role_grant(
         reasons.append(Reason("not_team_member", f"{user.username} is not a member of team {team.slug}."))
     if not user.is_active:
         reasons.append(Reason("inactive_user", f"{user.username}'s account is disabled."))
-    conflicts = find_conflicts(user=user, role=role, environment=environment, at=at)
-    reasons.extend(c.reason() for c in conflicts if c.exception is None)
+    found = find_conflicts(user=user, role=role, environment=environment, at=at)
+    reasons.extend(c.reason() for c in found if c.exception is None)
     if reasons:
         raise Denied(reasons)
     duplicate = (
@@ -224,9 +180,9 @@ def role_grant(
     )
     if duplicate is not None:
         raise ValidationError(
-            {"role": [f"{user.username} already has this role here ({_describe(duplicate)}, {duplicate.status})."]}
+            {"role": [f"{user.username} already has this role here ({conflicts.describe(duplicate)}, {duplicate.status})."]}
         )
-    exception = next((c.exception for c in conflicts), None)
+    exception = next((c.exception for c in found), None)
     assignment = RoleAssignment.objects.create(
         user=user,
         role=role,
@@ -297,16 +253,16 @@ def role_assignment_approve(*, actor, assignment: RoleAssignment, at: datetime |
     if assignment.expires_at is not None and assignment.expires_at <= at:
         raise InvalidState("This grant's expiry has passed; request a new one.")
     reasons = _grant_approver_reasons(actor, assignment, at)
-    conflicts = find_conflicts(
+    found = find_conflicts(
         user=assignment.user, role=assignment.role, environment=assignment.environment, at=at, exclude=assignment
     )
-    reasons.extend(c.reason() for c in conflicts if c.exception is None)
+    reasons.extend(c.reason() for c in found if c.exception is None)
     if reasons:
         raise Denied(reasons)
     assignment.status = Status.ACTIVE
     assignment.approved_by = actor
     assignment.approved_at = at
-    assignment.sod_exception = next((c.exception for c in conflicts), assignment.sod_exception)
+    assignment.sod_exception = next((c.exception for c in found), assignment.sod_exception)
     assignment.save(update_fields=["status", "approved_by", "approved_at", "sod_exception"])
     _record_grant_event("role.grant_approved", assignment, actor=actor, at=at)
     sync_permissions(assignment.user, at=at)
