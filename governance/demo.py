@@ -69,10 +69,7 @@ def seed_governance() -> dict:
     roles = {r.slug: r for r in Role.objects.all()}
 
     def holds(user, role, team, env):
-        return RoleAssignment.objects.filter(
-            user=user, role=role, team=team, environment=env,
-            status__in=[RoleAssignment.Status.ACTIVE, RoleAssignment.Status.PENDING],
-        ).exclude(expires_at__lte=now).first()
+        return RoleAssignment.objects.open(now).filter(user=user, role=role, team=team, environment=env).first()
 
     for username, role_slug in (("sec", "security"), ("mgr", "manager")):
         if not holds(people[username], roles[role_slug], teams["payments"], None):

@@ -104,15 +104,27 @@ class RoleDuty(models.Model):
 
 
 class RoleAssignmentQuerySet(models.QuerySet):
+    """"Grant in force", written once (docs/rules.md, "Grants in force"): every duty check,
+    permission sync, holder list, portal page, API answer and the gate read ``in_force``."""
+
     def in_force(self, at=None):
-        """Assignments in force at ``at``: active, unexpired, held by an active account. The one
-        definition every duty check, permission sync, review and report reads (RULES.md G5)."""
+        """Assignments in force at ``at``: active, unexpired, held by an active account. A disabled
+        account's grants are in force nowhere, whatever the expiry task has done yet (G5)."""
+        return self.standing(at).filter(user__is_active=True)
+
+    def standing(self, at=None):
+        """Active and unexpired, whatever the account: what would be in force were the account
+        enabled. Access reviews review these (a disabled account's grant is recommended for
+        revocation, ``inactive_user``) so that re-enabling an account brings back nothing unreviewed."""
         at = at or timezone.now()
-        return self.filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
-            status=RoleAssignment.Status.ACTIVE,
-            user__is_active=True,
-        )
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at), status=RoleAssignment.Status.ACTIVE)
+
+    def open(self, at=None):
+        """Active or pending, unexpired: what a new grant for the same person is checked against
+        (a duplicate, a conflict, G3) and what leaving a team ends."""
+        at = at or timezone.now()
+        return self.filter(status__in=[RoleAssignment.Status.ACTIVE, RoleAssignment.Status.PENDING]).exclude(
+            expires_at__lte=at)
 
 
 class RoleAssignment(models.Model):
@@ -163,10 +175,6 @@ class RoleAssignment(models.Model):
     def __str__(self):
         where = self.environment.slug if self.environment_id else "all environments"
         return f"#{self.pk} {self.user.username}: {self.role.slug} in {self.team.slug} ({where})"
-
-    def is_in_force(self, at=None) -> bool:
-        at = at or timezone.now()
-        return self.status == self.Status.ACTIVE and (self.expires_at is None or self.expires_at > at)
 
 
 class ConflictRule(models.Model):

@@ -7,10 +7,6 @@ from governance import duties
 from governance.models import Environment, Membership, RoleAssignment, Team
 
 
-def _in_force(at) -> Q:
-    return Q(status=RoleAssignment.Status.ACTIVE) & (Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-
-
 def _scope(duty: str, environment: Environment | None, team: Team | None) -> Q:
     if duty in duties.ENVIRONMENT_DUTIES and environment is not None:
         return Q(environment=environment) | Q(environment__isnull=True)
@@ -22,9 +18,7 @@ def _scope(duty: str, environment: Environment | None, team: Team | None) -> Q:
 def duty_assignments(duty: str, *, environment=None, team=None, at=None) -> QuerySet[RoleAssignment]:
     """Assignments in force that carry ``duty`` for the scope (any scope when none is given)."""
     at = at or timezone.now()
-    return RoleAssignment.objects.filter(
-        _in_force(at), _scope(duty, environment, team), role__duties__duty=duty, user__is_active=True
-    )
+    return RoleAssignment.objects.in_force(at).filter(_scope(duty, environment, team), role__duties__duty=duty)
 
 
 def has_duty(user, duty: str, *, environment=None, team=None, at=None) -> bool:
@@ -35,8 +29,8 @@ def has_duty(user, duty: str, *, environment=None, team=None, at=None) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     at = at or timezone.now()
-    return RoleAssignment.objects.filter(
-        _in_force(at), _scope(duty, environment, team), user_id=user.pk, role__duties__duty=duty
+    return RoleAssignment.objects.in_force(at).filter(
+        _scope(duty, environment, team), user_id=user.pk, role__duties__duty=duty
     ).exists()
 
 
@@ -46,8 +40,8 @@ def has_duty_everywhere(user, duty: str, *, at=None) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     at = at or timezone.now()
-    return RoleAssignment.objects.filter(
-        _in_force(at), user_id=user.pk, environment__isnull=True, role__duties__duty=duty
+    return RoleAssignment.objects.in_force(at).filter(
+        user_id=user.pk, environment__isnull=True, role__duties__duty=duty
     ).exists()
 
 
@@ -77,7 +71,7 @@ def effective_duties(user, *, at=None) -> list[tuple[str, int | None, int]]:
     by duty, the every-environment grant before the per-environment ones."""
     at = at or timezone.now()
     rows = (
-        RoleAssignment.objects.filter(_in_force(at), user_id=user.pk)
+        RoleAssignment.objects.in_force(at).filter(user_id=user.pk)
         .order_by()
         .values_list("role__duties__duty", "environment_id", "team_id")
         .distinct()

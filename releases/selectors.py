@@ -47,12 +47,7 @@ def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | N
 
     def read():
         rows = (
-            RoleAssignment.objects.filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=at or timezone.now()),
-                status=RoleAssignment.Status.ACTIVE,
-                user_id=user.pk,
-                role__duties__duty__isnull=False,
-            )
+            RoleAssignment.objects.in_force(at).filter(user_id=user.pk, role__duties__duty__isnull=False)
             .order_by()
             .values_list("environment_id", "role__duties__duty")
             .distinct()
@@ -246,10 +241,8 @@ SENSITIVE_HISTORY_ACTIONS = ("change_request.signoff_failed",)
 def _holds_for_change_environment(user, duty_codes, at: datetime) -> Exists:
     """EXISTS a grant in force of one of ``duty_codes`` for the outer change's environment (or all)."""
     return Exists(
-        RoleAssignment.objects.filter(
+        RoleAssignment.objects.in_force(at).filter(
             Q(environment_id=OuterRef("environment_id")) | Q(environment__isnull=True),
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at),
-            status=RoleAssignment.Status.ACTIVE,
             user_id=user.pk,
             role__duties__duty__in=list(duty_codes),
         )
@@ -432,9 +425,7 @@ def grants_in_force(user, *, at: datetime | None = None) -> QuerySet[RoleAssignm
     """The user's own role assignments in force, with their duties (two queries)."""
     at = at or timezone.now()
     return (
-        RoleAssignment.objects.filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=at), status=RoleAssignment.Status.ACTIVE, user_id=user.pk
-        )
+        RoleAssignment.objects.in_force(at).filter(user_id=user.pk)
         .select_related("role", "team", "environment")
         .prefetch_related("role__duties")
         .order_by("role__name", "environment__order", "team__name")

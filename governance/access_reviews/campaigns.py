@@ -107,8 +107,7 @@ def grants_in_batches(*, team_id: int | None, after_id: int, at: datetime, batch
     last = after_id
     while True:
         queryset = (
-            RoleAssignment.objects.filter(status=RoleAssignment.Status.ACTIVE, pk__gt=last)
-            .exclude(expires_at__lte=at)
+            RoleAssignment.objects.standing(at).filter(pk__gt=last)
             .select_related("user", "role")
             .order_by("pk")
         )

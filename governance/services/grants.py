@@ -64,8 +64,7 @@ def find_conflicts(
     if not rules:
         return []
     held = (
-        RoleAssignment.objects.filter(user_id=user.pk, status__in=[Status.ACTIVE, Status.PENDING])
-        .exclude(expires_at__lte=at)
+        RoleAssignment.objects.open(at).filter(user_id=user.pk)
         .select_related("role", "environment", "team")
         .prefetch_related("role__duties")
     )
@@ -172,10 +171,8 @@ def role_grant(
     if reasons:
         raise Denied(reasons)
     duplicate = (
-        RoleAssignment.objects.filter(
-            user_id=user.pk, role=role, team=team, environment=environment, status__in=[Status.ACTIVE, Status.PENDING]
-        )
-        .exclude(expires_at__lte=at)
+        RoleAssignment.objects.open(at)
+        .filter(user_id=user.pk, role=role, team=team, environment=environment)
         .first()
     )
     if duplicate is not None:
