@@ -6,6 +6,9 @@ from django import forms
 from django.contrib import admin
 
 from core.admin import ServiceOnlyAdmin, run_per_object
+from core.memo import per_request
+from governance import duties
+from governance.selectors import has_duty
 from django.contrib.admin import helpers
 
 from compliance import alerts as services
@@ -13,22 +16,13 @@ from audit.models import Alert, AuditEvent, AuditSeal, OutboxMessage
 
 
 def _may_read_trail(request) -> bool:
-    """view_audit or security_approve holders, and superusers (V3, V4); memoised per request.
-
-    The audit app's recording core imports no other app (ARCHITECTURE principle 5). This admin
-    module is not part of that core, and only asks governance who holds a duty, so it imports the
-    selector lazily here rather than at module level."""
-    if not hasattr(request, "_countersign_reads_audit"):
-        from governance import duties
-        from governance.selectors import has_duty
-
-        user = request.user
-        request._countersign_reads_audit = (
-            user.is_active
-            and user.is_staff
-            and (user.is_superuser or has_duty(user, duties.VIEW_AUDIT) or has_duty(user, duties.SECURITY_APPROVE))
-        )
-    return request._countersign_reads_audit
+    """view_audit or security_approve holders, and superusers (V3, V4); memoised per request."""
+    user = request.user
+    return per_request(request, "reads_audit", lambda: (
+        user.is_active
+        and user.is_staff
+        and (user.is_superuser or has_duty(user, duties.VIEW_AUDIT) or has_duty(user, duties.SECURITY_APPROVE))
+    ))
 
 
 @admin.register(AuditEvent)
@@ -89,14 +83,10 @@ class AuditSealAdmin(ServiceOnlyAdmin):
 
 
 def _is_security(request) -> bool:
-    """Staff holding security_approve now; memoised per request (lazy import: see ``_may_read_trail``)."""
-    if not hasattr(request, "_countersign_is_security"):
-        from governance import duties
-        from governance.selectors import has_duty
-
-        user = request.user
-        request._countersign_is_security = user.is_active and user.is_staff and has_duty(user, duties.SECURITY_APPROVE)
-    return request._countersign_is_security
+    """Staff holding security_approve now; memoised per request."""
+    user = request.user
+    return per_request(request, "is_security",
+                       lambda: user.is_active and user.is_staff and has_duty(user, duties.SECURITY_APPROVE))
 
 
 class ResolutionActionForm(helpers.ActionForm):

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 
 from governance import duties
 from core.admin import ServiceOnlyHistoryAdmin, run_per_object
+from core.memo import per_request
 from governance.admin.duties import holds_duty
 from governance.controls.admin import ControlledAdmin
 from governance.models import Membership
@@ -41,9 +42,7 @@ def _sees_changes(request) -> bool:
         return False
     if user.is_superuser or holds_duty(request, duties.VIEW_AUDIT):
         return True
-    if not hasattr(request, "_countersign_is_member"):
-        request._countersign_is_member = Membership.objects.filter(user_id=user.pk).exists()
-    return request._countersign_is_member
+    return per_request(request, "is_member", lambda: Membership.objects.filter(user_id=user.pk).exists())
 
 
 class ReleaseControlAdmin(ControlledAdmin):

@@ -7,8 +7,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.memo import per_request
 from governance import duties
 from governance.models import Membership, RoleAssignment
+from releases import states
 from releases.models import (
     Approval,
     ChangeRequest,
@@ -19,23 +21,16 @@ from releases.models import (
 )
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
-S = ChangeRequest.State
 
 
 def _per_request(user, name: str, at, compute, *, reuse: bool = True):
-    """``compute()``, kept on the user object for the instant ``at``. A portal page asks the same
-    question once per list it shows, all at the same ``at``, and ``request.user`` lives for one
-    request: the dashboard then reads each fact once (issue 6). Without ``at``, or with
+    """``core.memo.per_request`` on the user object for the instant ``at``. A portal page asks the
+    same question once per list it shows, all at the same ``at``, and ``request.user`` lives for
+    one request: the dashboard then reads each fact once (issue 6). Without ``at``, or with
     ``reuse=False``: always afresh (a service deciding under a lock reads what is true now)."""
     if at is None or not reuse:
         return compute()
-    attribute = f"_countersign_{name}"
-    cached = getattr(user, attribute, None)
-    if cached is not None and cached[0] == at:
-        return cached[1]
-    value = compute()
-    setattr(user, attribute, (at, value))
-    return value
+    return per_request(user, name, compute, at=at)
 
 
 def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | None, str]]:
@@ -180,7 +175,7 @@ def policy_context(
         prior_ok = Deployment.objects.filter(
             environment_id=policy.require_prior_environment_id,
             artifact=cr.artifact,
-            state=Deployment.State.SUCCEEDED,
+            state__in=states.PRIOR_DEPLOYMENT,
         ).exists()
     freezes = ()
     if not gate_read or cr.in_freeze:  # the gate reads the windows only when one is in force
@@ -233,7 +228,6 @@ def change_request_for_decision(pk: int, *, lock: bool = False, details: bool = 
 # Appended below the functions the services share; each answers one portal question in a fixed
 # number of queries, however many change requests, approvals or grants there are.
 
-OPEN_STATES = (S.DRAFT, S.PENDING, S.APPROVED, S.DEPLOYING)
 # Events that say more about a person than about the change: only view_audit holders see them (V3).
 SENSITIVE_HISTORY_ACTIONS = ("change_request.signoff_failed",)
 
@@ -279,7 +273,7 @@ def change_requests_awaiting_review(user, *, at: datetime | None = None) -> Quer
     )
     return (
         change_requests_visible_to(user, at=at)
-        .filter(_holds_for_change_environment(user, APPROVE_DUTIES, at), state=S.PENDING)
+        .filter(_holds_for_change_environment(user, APPROVE_DUTIES, at), state__in=states.starts("approve"))
         .exclude(author_id=user.pk)
         .exclude(_contributed_by(user))
         .exclude(Exists(decided))
@@ -330,7 +324,7 @@ def policy_contexts(change_requests, actor, *, at: datetime | None = None) -> di
             Deployment.objects.filter(
                 environment_id__in=set(needs_prior.values()),
                 artifact__in={cr.artifact for cr in crs if cr.pk in needs_prior},
-                state=Deployment.State.SUCCEEDED,
+                state__in=states.PRIOR_DEPLOYMENT,
             )
             .values_list("environment_id", "artifact")
             .distinct()
@@ -370,7 +364,7 @@ def deploy_queue(user, *, at: datetime | None = None, limit: int = 100) -> list[
     candidates = list(
         with_details(
             change_requests_visible_to(user, at=at)
-            .filter(_holds_for_change_environment(user, [duties.DEPLOY], at), state=S.APPROVED)
+            .filter(_holds_for_change_environment(user, [duties.DEPLOY], at), state__in=states.starts("deploy"))
             .exclude(author_id=user.pk)
             .exclude(_contributed_by(user))
             .exclude(Exists(approved_by_user))
@@ -386,7 +380,7 @@ def change_requests_opened_by(user, *, at: datetime | None = None) -> QuerySet[C
     """The user's own requests that are still on their way: draft, pending, approved or deploying."""
     return (
         change_requests_visible_to(user, at=at)
-        .filter(author_id=user.pk, state__in=OPEN_STATES)
+        .filter(author_id=user.pk, state__in=states.OPEN)
         .select_related("team", "environment")
         .order_by("-created_at", "-pk")
     )
@@ -404,7 +398,7 @@ def change_requests_awaiting_pir(user, *, at: datetime | None = None) -> QuerySe
         .filter(
             _holds_for_change_environment(user, APPROVE_DUTIES, at),
             change_type=ChangeRequest.ChangeType.EMERGENCY,
-            state__in=(S.DEPLOYED, S.ROLLED_BACK),
+            state__in=states.starts("review_pir"),
             pir_due_at__isnull=False,
             pir_at__isnull=True,
         )

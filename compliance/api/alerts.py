@@ -5,16 +5,19 @@ single alert, as for anything they may not see. Resolving needs ``security_appro
 """
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from compliance import alerts as services
 from compliance.api.serializers import AlertResolveSerializer, AlertSerializer
 from audit.models import Alert
-from core.api import Pagination, object_pk
+from core.api import validated
+from core.viewsets import VisibleObjectViewSet
+from core.memo import per_request
+from governance import duties
+from governance.selectors import has_duty
 
 # The API's error bodies (config/api.py), described inline: the audit app does not import the
 # governance API's serializers that name them.
@@ -48,22 +51,13 @@ CONFLICT = OpenApiResponse(_REFUSAL, description="The alert is already resolved 
 
 
 def _alert_duties(request) -> dict[str, bool]:
-    """What the caller may do with alerts, asked once per request.
-
-    The audit app's recording core imports no other app (ARCHITECTURE principle 5). This API module
-    is a client, not the core: it asks governance who holds a duty, importing the selector lazily so
-    that importing ``audit`` never pulls governance in."""
-    if not hasattr(request, "_countersign_alert_duties"):
-        from governance import duties
-        from governance.selectors import has_duty
-
+    """What the caller may do with alerts, asked once per request."""
+    def read():
         user = request.user
         security = has_duty(user, duties.SECURITY_APPROVE)
-        request._countersign_alert_duties = {
-            "read": user.is_superuser or security or has_duty(user, duties.VIEW_AUDIT),
-            "resolve": security,
-        }
-    return request._countersign_alert_duties
+        return {"read": user.is_superuser or security or has_duty(user, duties.VIEW_AUDIT), "resolve": security}
+
+    return per_request(request, "alert_duties", read)
 
 
 class AlertFilter(django_filters.FilterSet):
@@ -85,25 +79,24 @@ class AlertFilter(django_filters.FilterSet):
     retrieve=extend_schema(responses={200: AlertSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["alerts"])
-class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = Alert.objects.none()
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
-    pagination_class = Pagination
 
     def get_queryset(self):
         if not _alert_duties(self.request)["read"]:
             return Alert.objects.none()
         return Alert.objects.select_related("actor", "resolved_by").order_by("-created_at", "-pk")
 
-    def get_object(self):
-        return get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
-
-    def list(self, request, *args, **kwargs):
-        if not _alert_duties(request)["read"]:
+    def authorise(self, request) -> None:
+        if self.action == "list" and not _alert_duties(request)["read"]:
             raise PermissionDenied("Reading alerts needs view_audit or security_approve.")
-        return super().list(request, *args, **kwargs)
+
+    def authorise_object(self, request, obj) -> None:
+        if self.action == "resolve" and not _alert_duties(request)["resolve"]:
+            raise PermissionDenied("Resolving an alert needs security_approve.")
 
     @extend_schema(
         summary="Resolve an alert with what was found (security)",
@@ -116,9 +109,5 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
         alert = self.get_object()
-        if not _alert_duties(request)["resolve"]:
-            raise PermissionDenied("Resolving an alert needs security_approve.")
-        serializer = AlertResolveSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        resolved = services.alert_resolve(actor=request.user, alert=alert, **serializer.validated_data)
+        resolved = services.alert_resolve(actor=request.user, alert=alert, **validated(AlertResolveSerializer, request.data))
         return Response(AlertSerializer(resolved).data)
