@@ -1,6 +1,7 @@
 """API-wide plumbing (API.md): the error shape (400 field errors, 403/409 with reason codes, never
 a 500 for a refusal a service raised), input serializers that refuse what they do not take, and
-bounded paging."""
+bounded paging. The base viewset that fetches and authorises is ``core.viewsets`` (DRF's generic views
+read ``Pagination`` from here while they are imported, so they cannot be imported here)."""
 from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -60,6 +61,13 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+def validated(serializer_class, data) -> dict:
+    """The body validated by ``serializer_class``, or a 400 with its field errors."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 class NoBody(StrictSerializer):

@@ -8,9 +8,8 @@ write and download goes through ``compliance.evidence.services``, which records 
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.generics import get_object_or_404
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
@@ -18,7 +17,9 @@ from compliance.api.alerts import _REFUSAL, INVALID, UNAUTHENTICATED
 from compliance.evidence import services
 from compliance.evidence.responses import bundle_response
 from audit.models import EvidenceExport
-from core.api import NoBody, Pagination, StrictSerializer, object_pk
+from core.api import NoBody, StrictSerializer, validated
+from core.viewsets import VisibleObjectViewSet
+from core.memo import per_request
 
 NOT_FOUND = OpenApiResponse(
     {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
@@ -110,37 +111,28 @@ class JsonErrorsNegotiation(DefaultContentNegotiation):
 )
 @extend_schema(tags=["evidence-exports"])
 class EvidenceExportViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, VisibleObjectViewSet
 ):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = EvidenceExport.objects.none()
     serializer_class = EvidenceExportSerializer
     filterset_class = EvidenceExportFilter
-    pagination_class = Pagination
 
     def _may_export(self) -> bool:
-        if not hasattr(self, "_exports"):
-            self._exports = services.may_export(self.request.user)
-        return self._exports
+        return per_request(self.request, "may_export", lambda: services.may_export(self.request.user))
 
     def get_queryset(self):
         if not self._may_export():
             return EvidenceExport.objects.none()
         return services.exports_visible_to(self.request.user)
 
-    def get_object(self):
-        return get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
-
-    def list(self, request, *args, **kwargs):
-        services.require_export_duty(request.user)
-        return super().list(request, *args, **kwargs)
+    def authorise(self, request) -> None:
+        # The duty first: a caller who may not export learns that, not what is wrong with the body.
+        if self.action in ("list", "create"):
+            services.require_export_duty(request.user)
 
     def create(self, request, *args, **kwargs):
-        # The duty first: a caller who may not export learns that, not what is wrong with the body.
-        services.require_export_duty(request.user)
-        body = EvidenceExportCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        export = services.export_request(actor=request.user, **body.validated_data)
+        export = services.export_request(actor=request.user, **validated(EvidenceExportCreateSerializer, request.data))
         return Response(self.get_serializer(export).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -169,6 +161,6 @@ class EvidenceExportViewSet(
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         export = self.get_object()
-        NoBody(data=request.data).is_valid(raise_exception=True)
+        validated(NoBody, request.data)
         export = services.export_retry(actor=request.user, export=export)
         return Response(self.get_serializer(export).data, status=status.HTTP_202_ACCEPTED)

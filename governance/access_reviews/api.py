@@ -11,13 +11,13 @@ from django.db.models import Prefetch
 from django.urls import include, path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins
 from rest_framework.decorators import action
-from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from core.api import Pagination, object_pk
+from core.api import validated
+from core.viewsets import VisibleObjectViewSet
 from governance.access_reviews import services, visibility
 from governance.access_reviews.serializers import (
     AccessReviewDetailSerializer,
@@ -45,16 +45,6 @@ CONFLICT = OpenApiResponse(
 ITEM_RELATIONS = [
     "assignment__user", "assignment__role", "assignment__team", "assignment__environment", "reviewer", "decided_by",
 ]
-
-
-class VisibleObjectMixin:
-    """One object of the caller's visible queryset, or 404; list filters do not apply here, and an
-    id that cannot exist never reaches the database."""
-
-    def get_object(self):
-        obj = get_object_or_404(self.get_queryset(), pk=object_pk(self.kwargs["pk"]))
-        self.check_object_permissions(self.request, obj)
-        return obj
 
 
 class AccessReviewFilter(django_filters.FilterSet):
@@ -116,14 +106,11 @@ class AccessReviewItemFilter(django_filters.FilterSet):
     ),
 )
 @extend_schema(tags=["access-reviews"])
-class AccessReviewViewSet(
-    VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class AccessReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = AccessReview.objects.none()
     serializer_class = AccessReviewSerializer
     filterset_class = AccessReviewFilter
-    pagination_class = Pagination
 
     def get_serializer_class(self):
         return AccessReviewDetailSerializer if self.action == "retrieve" else AccessReviewSerializer
@@ -149,13 +136,10 @@ class AccessReviewViewSet(
     retrieve=extend_schema(responses={200: AccessReviewItemSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["access-reviews"])
-class AccessReviewItemViewSet(
-    VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class AccessReviewItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     queryset = AccessReviewItem.objects.none()
     serializer_class = AccessReviewItemSerializer
     filterset_class = AccessReviewItemFilter
-    pagination_class = Pagination
 
     def get_queryset(self):
         return (
@@ -176,9 +160,8 @@ class AccessReviewItemViewSet(
     @action(detail=True, methods=["post"])
     def decide(self, request, pk=None):
         item = self.get_object()
-        serializer = AccessReviewItemDecideSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.access_review_item_decide(actor=request.user, item=item, **serializer.validated_data)
+        data = validated(AccessReviewItemDecideSerializer, request.data)
+        services.access_review_item_decide(actor=request.user, item=item, **data)
         decided = AccessReviewItem.objects.select_related(*ITEM_RELATIONS).get(pk=item.pk)
         return Response(AccessReviewItemSerializer(decided).data)
 

@@ -3,12 +3,12 @@ the four-eyes step for weakening ones (RULES.md K3). Who sees them: superusers, 
 viewers (every change) and managers (their teams' own); the proposer always sees their own."""
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.api import Pagination, StrictSerializer, object_pk
+from core.api import StrictSerializer, validated
+from core.viewsets import VisibleObjectViewSet
 from governance import selectors
 from governance.api.serializers import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from governance.controls import services
@@ -63,10 +63,9 @@ CONFLICT = OpenApiResponse(RefusalSerializer, description="Not pending, expired 
     retrieve=extend_schema(responses={200: ControlChangeSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["control-changes"])
-class ControlChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ControlChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     queryset = ControlChange.objects.none()  # for the schema; requests read through get_queryset
     serializer_class = ControlChangeSerializer
-    pagination_class = Pagination
 
     def get_queryset(self):
         queryset = control_changes_visible_to(self.request.user).select_related("proposed_by", "decided_by", "subject")
@@ -75,16 +74,9 @@ class ControlChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
             queryset = queryset.filter(status=status)
         return queryset.order_by("-proposed_at", "-id")
 
-    def get_object(self):
-        change = self.get_queryset().filter(pk=object_pk(self.kwargs["pk"])).first()
-        if change is None:
-            raise NotFound()
-        return change
-
     def _decide(self, request, decide):
-        data = ControlDecisionSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        change = decide(actor=request.user, change=self.get_object(), comment=data.validated_data["comment"])
+        data = validated(ControlDecisionSerializer, request.data)
+        change = decide(actor=request.user, change=self.get_object(), comment=data["comment"])
         return Response(ControlChangeSerializer(change).data)
 
     @extend_schema(summary="Approve a pending control change: you are the second person (K3)",

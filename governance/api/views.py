@@ -8,7 +8,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.api import NoBody, Pagination
+from core.api import NoBody, validated
+from core.viewsets import VisibleObjectViewSet
 from governance import selectors, services
 from governance.api.filters import RoleAssignmentFilter
 from governance.api.serializers import (
@@ -35,18 +36,11 @@ DENIED = OpenApiResponse(RefusalSerializer, description="Not allowed; `reasons` 
 CONFLICT = OpenApiResponse(RefusalSerializer, description="The grant's status does not allow this (`invalid_state`).")
 
 
-def _validated(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class OrganisationViewSet(viewsets.ReadOnlyModelViewSet):
     """Teams, environments and roles: named by slug, readable by every signed-in user, managed in
     the admin."""
 
     lookup_field = "slug"
-    pagination_class = Pagination
 
     def get_object(self):
         # A slug that cannot exist is a miss; it must not reach the database (PostgreSQL refuses NUL).
@@ -94,12 +88,11 @@ class RoleViewSet(OrganisationViewSet):
     retrieve=extend_schema(responses={200: RoleAssignmentSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["role-assignments"])
-class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = RoleAssignment.objects.none()
     serializer_class = RoleAssignmentSerializer
     filterset_class = RoleAssignmentFilter
-    pagination_class = Pagination
 
     def get_queryset(self):
         return selectors.assignments_visible_to(self.request.user).select_related(
@@ -117,7 +110,7 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         responses={201: RoleAssignmentSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED},
     )
     def create(self, request):
-        assignment = services.role_grant(actor=request.user, **_validated(RoleAssignmentCreateSerializer, request))
+        assignment = services.role_grant(actor=request.user, **validated(RoleAssignmentCreateSerializer, request.data))
         return self._render(assignment, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -129,7 +122,7 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         assignment = self.get_object()
-        _validated(NoBody, request)
+        validated(NoBody, request.data)
         return self._render(services.role_assignment_approve(actor=request.user, assignment=assignment))
 
     @extend_schema(
@@ -143,7 +136,7 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         assignment = self.get_object()
-        data = _validated(RoleAssignmentRejectSerializer, request)
+        data = validated(RoleAssignmentRejectSerializer, request.data)
         return self._render(services.role_assignment_reject(actor=request.user, assignment=assignment, **data))
 
     @extend_schema(
@@ -157,5 +150,5 @@ class RoleAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         assignment = self.get_object()
-        data = _validated(RoleAssignmentRevokeSerializer, request)
+        data = validated(RoleAssignmentRevokeSerializer, request.data)
         return self._render(services.role_assignment_revoke(actor=request.user, assignment=assignment, **data))

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from governance import duties
 from governance.api.filters import IdFilter
 from governance.selectors import duty_assignments
+from releases import states
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 
 
@@ -28,7 +29,7 @@ def awaiting(user, *, at=None) -> Q:
             change_request_id=OuterRef("pk"), reviewer_id=user.pk, revision=OuterRef("revision"), stale=False
         )
     )
-    return Q(state=ChangeRequest.State.PENDING) & holds_approve & ~Q(author_id=user.pk) & ~contributed & ~decided
+    return Q(state__in=states.starts("approve")) & holds_approve & ~Q(author_id=user.pk) & ~contributed & ~decided
 
 
 AWAITING_ME = (

@@ -2,16 +2,15 @@
 service and renders the result; the services and the policy engine decide and refuse (403/409),
 the visibility selectors decide what the caller may see (404 otherwise, for every verb)."""
 from django.utils import timezone
-from django.utils.functional import cached_property
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
-from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import NoBody, Pagination
+from core.api import NoBody, validated
+from core.memo import per_request
+from core.viewsets import VisibleObjectViewSet
 from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
@@ -54,26 +53,6 @@ INVALID_QUERY = OpenApiResponse(
     description="Bad query parameters: `{parameter: [message, …]}`.",
 )
 REFUSALS = {400: INVALID, 401: UNAUTHENTICATED, 403: DENIED, 404: NOT_FOUND, 409: CONFLICT}
-MAX_ID = 2**63 - 1
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-class VisibleObjectMixin:
-    """Fetch one object from the caller's visible queryset, or 404. Query-string filters meant for
-    the list do not apply here, and an id that cannot exist never reaches the database."""
-
-    def get_object(self):
-        pk = self.kwargs["pk"]
-        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-            raise NotFound()
-        obj = get_object_or_404(self.get_queryset(), pk=int(pk))
-        self.check_object_permissions(self.request, obj)
-        return obj
 
 
 @extend_schema_view(
@@ -85,24 +64,21 @@ class VisibleObjectMixin:
     retrieve=extend_schema(responses={200: ChangeRequestSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["change-requests"])
-class ChangeRequestViewSet(
-    VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     # Only for the schema's introspection; every request reads through get_queryset.
     queryset = ChangeRequest.objects.none()
     serializer_class = ChangeRequestSerializer
     filterset_class = ChangeRequestFilter
-    pagination_class = Pagination
 
     # Actions whose service re-reads the change under its row lock: the view only checks that the
     # caller may see it, and reads nothing the service will read again.
     SERVICE_ACTIONS = frozenset({"partial_update", "submit", "approve", "reject", "cancel", "deployments"})
 
-    @cached_property
+    @property
     def at(self):
         """The instant this request is decided at: the visibility rule and the gate's policy read
         the caller's teams and grants once for it (``selectors._per_request``)."""
-        return timezone.now()
+        return per_request(self.request, "api_at", timezone.now)
 
     def get_queryset(self):
         if self.action == "gate":
@@ -124,7 +100,7 @@ class ChangeRequestViewSet(
     )
     def create(self, request):
         change_request = services.change_request_create(
-            actor=request.user, **_validated(ChangeRequestCreateSerializer, request.data)
+            actor=request.user, **validated(ChangeRequestCreateSerializer, request.data)
         )
         return self._render(change_request, status.HTTP_201_CREATED)
 
@@ -138,7 +114,7 @@ class ChangeRequestViewSet(
     )
     def partial_update(self, request, pk=None):
         change_request = self.get_object()
-        changes = _validated(ChangeRequestUpdateSerializer, request.data)
+        changes = validated(ChangeRequestUpdateSerializer, request.data)
         return self._render(
             services.change_request_update(actor=request.user, change_request=change_request, changes=changes)
         )
@@ -153,7 +129,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
         change_request = self.get_object()
-        _validated(NoBody, request.data)
+        validated(NoBody, request.data)
         return self._render(services.change_request_submit(actor=request.user, change_request=change_request))
 
     @extend_schema(
@@ -166,7 +142,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         change_request = self.get_object()
-        data = _validated(DecisionSerializer, request.data)
+        data = validated(DecisionSerializer, request.data)
         return self._render(
             services.change_request_approve(
                 actor=request.user, change_request=change_request, via=Approval.Via.API, **data
@@ -183,7 +159,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         change_request = self.get_object()
-        data = _validated(DecisionSerializer, request.data)
+        data = validated(DecisionSerializer, request.data)
         return self._render(
             services.change_request_reject(
                 actor=request.user, change_request=change_request, via=Approval.Via.API, **data
@@ -199,7 +175,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         change_request = self.get_object()
-        data = _validated(CancelSerializer, request.data)
+        data = validated(CancelSerializer, request.data)
         return self._render(services.change_request_cancel(actor=request.user, change_request=change_request, **data))
 
     @extend_schema(
@@ -217,7 +193,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["get"])
     def gate(self, request, pk=None):
         change_request = self.get_object()
-        decided_action = _validated(GateQuerySerializer, request.query_params)["action"]
+        decided_action = validated(GateQuerySerializer, request.query_params)["action"]
         context = selectors.policy_context(change_request, request.user, at=self.at, reuse=True)
         return Response(GateSerializer(policy.evaluate(context, decided_action, self.at).as_dict()).data)
 
@@ -231,7 +207,7 @@ class ChangeRequestViewSet(
     @action(detail=True, methods=["post"], url_path="deployments")
     def deployments(self, request, pk=None):
         change_request = self.get_object()
-        data = _validated(DeploymentStartSerializer, request.data)
+        data = validated(DeploymentStartSerializer, request.data)
         deployment = services.deployment_start(actor=request.user, change_request=change_request, **data)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
@@ -244,11 +220,10 @@ class ChangeRequestViewSet(
     retrieve=extend_schema(responses={200: DeploymentSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND}),
 )
 @extend_schema(tags=["deployments"])
-class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, VisibleObjectViewSet):
     queryset = Deployment.objects.none()
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilter
-    pagination_class = Pagination
 
     def get_queryset(self):
         return selectors.deployments_visible_to(self.request.user).select_related("environment", "deployer")
@@ -265,7 +240,7 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     @action(detail=True, methods=["post"])
     def finish(self, request, pk=None):
         deployment = self.get_object()
-        data = _validated(DeploymentFinishSerializer, request.data)
+        data = validated(DeploymentFinishSerializer, request.data)
         return self._render(services.deployment_finish(actor=request.user, deployment=deployment, **data))
 
     @extend_schema(
@@ -277,7 +252,7 @@ class DeploymentViewSet(VisibleObjectMixin, mixins.ListModelMixin, mixins.Retrie
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         deployment = self.get_object()
-        data = _validated(RollbackSerializer, request.data)
+        data = validated(RollbackSerializer, request.data)
         return self._render(services.deployment_rollback(actor=request.user, deployment=deployment, **data))
 
 
@@ -291,7 +266,7 @@ class DeploymentReportView(APIView):
         responses={201: DeploymentReportResultSerializer, 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED},
     )
     def post(self, request):
-        data = _validated(DeploymentReportSerializer, request.data)
+        data = validated(DeploymentReportSerializer, request.data)
         result = services.deployment_report(
             actor=request.user, environment=data["environment"], artifact=data["artifact"], source=data["source"]
         )
