@@ -103,16 +103,54 @@ class OfferedModelChoiceField(forms.ModelChoiceField):
 
 class ServiceOnlyAdmin(admin.ModelAdmin):
     """The base of every admin page: who reads it is ``may_read``; adding and changing are off
-    unless a subclass offers them (through a service), and nothing is ever deleted here."""
+    unless a subclass offers them (through a service), and nothing is ever deleted here.
+
+    - ``visible(request)``: the rows the user may see (RULES.md V1, V2, V4), or None for every
+      row (the default). With it, every page reads through it and one object outside it is
+      missing, not forbidden. Overrides memoise it with ``core.memo.per_request``.
+    - ``add_fields`` / ``detail_fields``: the add form's fields and the (read-only) fields of an
+      existing row, also read-only on simple-history's page of a past version.
+    - Every form is bound to the request's user as ``actor``: a service-backed form acts as them."""
+
+    add_fields: list[str] | None = None
+    detail_fields: list[str] | None = None
 
     def may_read(self, request) -> bool:
         raise NotImplementedError
+
+    def visible(self, request):
+        return None
+
+    def get_queryset(self, request):
+        visible = self.visible(request)
+        if visible is None:
+            return super().get_queryset(request)
+        queryset = visible.all()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
 
     def has_module_permission(self, request):
         return self.may_read(request)
 
     def has_view_permission(self, request, obj=None):
-        return self.may_read(request)
+        if not self.may_read(request):
+            return False
+        visible = None if obj is None else self.visible(request)
+        return visible is None or visible.filter(pk=obj.pk).exists()
+
+    def get_fields(self, request, obj=None):
+        if self.detail_fields is None:
+            return super().get_fields(request, obj)
+        return self.add_fields if obj is None else self.detail_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        if self.detail_fields is None:
+            return super().get_readonly_fields(request, obj)
+        return [] if obj is None else self.detail_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
 
     def has_add_permission(self, request):
         return False

@@ -12,7 +12,7 @@ from governance import duties, services
 from governance.access_reviews import visibility
 from core.admin import ServiceAddForm, run_per_object
 from core.memo import per_request
-from governance.admin.duties import GovernanceAdmin, held_duties, holds_duty, is_governance_staff, is_security, may_manage_roles
+from governance.admin.duties import GovernanceAdmin, held_duties, holds_duty, is_security, may_manage_roles
 from core.errors import Denied, Reason
 from governance.models import (
     AccessReview,
@@ -101,11 +101,6 @@ class AccessReviewAdmin(GovernanceAdmin):
         ordering = self.get_ordering(request)
         return queryset.order_by(*ordering) if ordering else queryset
 
-    def has_view_permission(self, request, obj=None):
-        if not is_governance_staff(request):
-            return False
-        return obj is None or self.visible(request).filter(pk=obj.pk).exists()
-
     def has_add_permission(self, request):
         return request.user.is_active and request.user.is_staff and _may_start_reviews(request)
 
@@ -115,21 +110,11 @@ class AccessReviewAdmin(GovernanceAdmin):
     def has_close_permission(self, request):
         return _may_start_reviews(request)
 
-    def get_fields(self, request, obj=None):
-        return self.add_fields if obj is None else self.detail_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.detail_fields
-
     def get_changeform_initial_data(self, request):
         return {"period": current_quarter(), **super().get_changeform_initial_data(request)}
 
     def add_view(self, request, form_url="", extra_context=None):
         return super().add_view(request, form_url, {"title": "Start access review now", **(extra_context or {})})
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": request.user})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "team" and not (request.user.is_superuser or is_security(request)):
@@ -233,16 +218,6 @@ class AccessReviewItemAdmin(GovernanceAdmin):
 
     def visible(self, request):
         return _visible_review_items(request)
-
-    def get_queryset(self, request):
-        queryset = self.visible(request).all()
-        ordering = self.get_ordering(request)
-        return queryset.order_by(*ordering) if ordering else queryset
-
-    def has_view_permission(self, request, obj=None):
-        if not is_governance_staff(request):
-            return False
-        return obj is None or self.visible(request).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request):
         return False

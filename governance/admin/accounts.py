@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from governance.services import accounts
-from core.admin import describe_invalid, describe_refusal, run_per_object
+from core.admin import ServiceOnlyAdmin, describe_invalid, describe_refusal, run_per_object
 from governance.controls import services as controls
 from governance.controls.admin import ControlForm, ControlledAdminMixin
 from core.errors import Refused
@@ -49,7 +49,7 @@ class AccountChangeForm(ControlForm):
 
 
 @admin.register(User)
-class AccountAdmin(ControlledAdminMixin, admin.ModelAdmin):
+class AccountAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     control_kind = "auth.user"
     form = AccountChangeForm
     add_form = AccountAddForm
@@ -61,10 +61,7 @@ class AccountAdmin(ControlledAdminMixin, admin.ModelAdmin):
     ordering = ["username"]
     readonly_fields = ["password_state", "last_login", "date_joined"]
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request) -> bool:
         return request.user.is_active and request.user.is_superuser
 
     def get_form(self, request, obj=None, change=False, **kwargs):

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from governance import selectors, services
 from core.admin import OfferedModelChoiceField, ReasonActionForm, ServiceAddForm, run_per_object
 from core.memo import per_request
-from governance.admin.duties import GovernanceAdmin, is_governance_staff, is_security, may_manage_roles
+from governance.admin.duties import GovernanceAdmin, is_security, may_manage_roles
 from governance.models import (
     RoleAssignment,
     Team,
@@ -60,16 +60,6 @@ class RoleAssignmentAdmin(GovernanceAdmin):
     def visible(self, request):
         return per_request(request, "visible_assignments", lambda: selectors.assignments_visible_to(request.user))
 
-    def get_queryset(self, request):
-        queryset = self.visible(request).all()
-        ordering = self.get_ordering(request)
-        return queryset.order_by(*ordering) if ordering else queryset
-
-    def has_view_permission(self, request, obj=None):
-        if not is_governance_staff(request):
-            return False
-        return obj is None or self.visible(request).filter(pk=obj.pk).exists()
-
     def has_add_permission(self, request):
         return may_manage_roles(request)
 
@@ -80,17 +70,6 @@ class RoleAssignmentAdmin(GovernanceAdmin):
         """Approve, reject and revoke are offered to those the services might allow (G4, G5);
         the services decide each grant."""
         return may_manage_roles(request) or is_security(request)
-
-    def get_fields(self, request, obj=None):
-        return self.add_fields if obj is None else self.detail_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        # Also read-only on simple-history's page of a past version, which builds its own form.
-        return [] if obj is None else self.detail_fields
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": request.user})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "user":

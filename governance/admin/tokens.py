@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 
 from governance import services
-from core.admin import run_per_object
+from core.admin import ServiceOnlyAdmin, run_per_object
 from governance.admin.duties import is_governance_staff
 from governance.models import (
     ApiToken,
@@ -16,7 +16,7 @@ User = get_user_model()
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ServiceOnlyAdmin):
     """Keys are issued by ``api_token_create`` (the key is shown once, at issue); here they are
     listed and revoked. Only a short hint of the stored hash is ever shown."""
 
@@ -32,22 +32,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         return queryset if request.user.is_superuser else queryset.filter(user_id=request.user.pk)
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return is_governance_staff(request)
 
     def has_view_permission(self, request, obj=None):
-        return is_governance_staff(request) and (
-            obj is None or request.user.is_superuser or obj.user_id == request.user.pk
-        )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return self.may_read(request) and (obj is None or request.user.is_superuser or obj.user_id == request.user.pk)
 
     @admin.display(description="Key hash")
     def key_hash_hint(self, obj):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from governance import duties
-from core.admin import ServiceAddForm, run_per_object
+from core.admin import ServiceAddForm, ServiceOnlyAdmin, run_per_object
 from governance.admin.duties import GovernanceAdmin, holds_duty, is_governance_staff
 from governance.controls import registry, services
 from governance.controls.registry import ACCOUNTS, DUTY
@@ -63,7 +63,7 @@ class ControlledAdminMixin:
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": request.user, "control_kind": self.control_kind})
+        return type(form.__name__, (form,), {"control_kind": self.control_kind})
 
     def _may_propose_somewhere(self, request) -> bool:
         user = request.user
@@ -174,7 +174,7 @@ class CommentActionForm(helpers.ActionForm):
 
 
 @admin.register(ControlChange)
-class ControlChangeAdmin(admin.ModelAdmin):
+class ControlChangeAdmin(ServiceOnlyAdmin):
     """Every control change: applied at once, or waiting for a second person ("pending control
     changes"), with its values before and after. Decided here, one service call per proposal."""
 
@@ -190,20 +190,8 @@ class ControlChangeAdmin(admin.ModelAdmin):
               "proposed_by", "proposed_at", "expires_at", "decided_by", "decided_at", "applied_at", "comment"]
     readonly_fields = fields
 
-    def has_module_permission(self, request):
+    def may_read(self, request) -> bool:
         return is_governance_staff(request)
-
-    def has_view_permission(self, request, obj=None):
-        return is_governance_staff(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_decide_permission(self, request):
         return request.user.is_active and request.user.is_staff

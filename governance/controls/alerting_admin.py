@@ -14,7 +14,7 @@ from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from audit.models import NotificationChannel
-from core.admin import run_per_object
+from core.admin import ServiceOnlyAdmin, run_per_object
 from governance.admin.duties import is_security
 from governance.controls import services
 from governance.controls.admin import ControlForm, ControlledAdminMixin, DeletableControlMixin
@@ -52,7 +52,7 @@ class NotificationChannelForm(ControlForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(ControlledAdminMixin, admin.ModelAdmin):
+class NotificationChannelAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     """Channels are switched off, not deleted, so past deliveries stay explained."""
 
     control_kind = "audit.notificationchannel"
@@ -61,10 +61,7 @@ class NotificationChannelAdmin(ControlledAdminMixin, admin.ModelAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "team"]
 
-    def has_module_permission(self, request):
-        return _configures_controls(request)
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request) -> bool:
         return _configures_controls(request)
 
     @admin.display(description="Team")
@@ -98,15 +95,12 @@ for model in (PeriodicTask, ClockedSchedule, CrontabSchedule, SolarSchedule, Int
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(DeletableControlMixin, ControlledAdminMixin, beat_admin.PeriodicTaskAdmin):
+class PeriodicTaskAdmin(DeletableControlMixin, ControlledAdminMixin, ServiceOnlyAdmin, beat_admin.PeriodicTaskAdmin):
     control_kind = "django_celery_beat.periodictask"
     form = PeriodicTaskControlForm
     actions = ["enable_selected", "disable_selected"]
 
-    def has_module_permission(self, request):
-        return _configures_controls(request)
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request) -> bool:
         return _configures_controls(request)
 
     def _set_enabled(self, request, queryset, enabled: bool, verb: str):
@@ -122,23 +116,14 @@ class PeriodicTaskAdmin(DeletableControlMixin, ControlledAdminMixin, beat_admin.
         self._set_enabled(request, queryset, False, "proposed for disabling")
 
 
-class AddOnlyScheduleAdmin(beat_admin.ScheduleAdmin):
+class AddOnlyScheduleAdmin(ServiceOnlyAdmin, beat_admin.ScheduleAdmin):
     """A schedule definition, shared by the tasks that use it: added, never edited or deleted."""
 
-    def has_module_permission(self, request):
-        return _configures_controls(request)
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request) -> bool:
         return _configures_controls(request)
 
     def has_add_permission(self, request):
         return _configures_controls(request)
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ClockedSchedule)
