@@ -13,6 +13,7 @@ from audit.alerts import raise_alert
 from audit.notifications import notify
 from governance import duties
 from governance.selectors import duty_holders
+from releases import states
 from releases.models import ChangeRequest
 
 DEFAULT_SLA_MINUTES = 240
@@ -59,7 +60,7 @@ def _escalate(cr: ChangeRequest, at: datetime) -> None:
 def escalate_stalled(*, at: datetime | None = None) -> dict[str, int]:
     at = at or timezone.now()
     counts = {"reminded": 0, "escalated": 0}
-    pending = ChangeRequest.objects.filter(state=ChangeRequest.State.PENDING, escalated_at__isnull=True).select_related(
+    pending = ChangeRequest.objects.filter(state__in=states.starts("approve"), escalated_at__isnull=True).select_related(
         "environment__approval_policy", "team"
     )
     for cr in pending:

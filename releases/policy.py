@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from governance import duties
 from core.errors import Reason
+from releases import states
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow, StandardChangeTemplate
 
-S = ChangeRequest.State
 APPROVE_DUTIES = frozenset({duties.APPROVE, duties.SECURITY_APPROVE})
 ACTIONS = ("submit", "approve", "reject", "deploy")
 DEFAULT_POLICY = ApprovalPolicy(min_approvals=1)
@@ -204,7 +204,7 @@ _PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "de
 
 def _submit(ctx: PolicyContext, at: datetime) -> list[Reason]:
     cr, reasons = ctx.change_request, []
-    if cr.state != S.DRAFT:
+    if not states.allows("submit", cr.state):
         reasons.append(_state_reason(cr, "submit"))
     if duties.SUBMIT not in ctx.actor_duties:
         reasons.append(Reason("missing_duty", f"You do not hold submit for {cr.environment.slug}."))
@@ -215,7 +215,7 @@ def _submit(ctx: PolicyContext, at: datetime) -> list[Reason]:
 
 def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Reason]:
     cr, reasons = ctx.change_request, []
-    if cr.state != S.PENDING:
+    if not states.allows(action, cr.state):
         reasons.append(_state_reason(cr, action))
     if not (APPROVE_DUTIES & ctx.actor_duties):
         reasons.append(Reason("missing_duty", f"You do not hold approve for {cr.environment.slug}."))
@@ -243,9 +243,9 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
 def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
     cr, policy, reasons = ctx.change_request, ctx.effective_policy, []
     status = approval_status(ctx, at)
-    if cr.state in (S.DRAFT, S.PENDING, S.REJECTED):
+    if cr.state in states.NOT_YET_APPROVED:
         reasons.append(Reason("not_approved", f"The change request is {cr.state}, not approved."))
-    elif cr.state != S.APPROVED:
+    elif not states.allows("deploy", cr.state):
         reasons.append(_state_reason(cr, "deploy"))
     elif not status.policy_met and status.expired:
         reasons.append(

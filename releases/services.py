@@ -268,7 +268,7 @@ def change_request_update(
         if {u.pk for u in listed} != {u.pk for u in current_contributors}:
             new_contributors = listed
     edited = bool(fields) or new_contributors is not None
-    new_revision = edited and cr.state in (S.PENDING, S.APPROVED)
+    new_revision = edited and states.allows("new_revision", cr.state)
     _require_transition("new_revision" if new_revision else "edit", cr)
     _validate_fields(
         fields.get("title", cr.title), fields.get("artifact", cr.artifact), cr.change_type, cr.risk,
@@ -279,7 +279,7 @@ def change_request_update(
     from_state = cr.state
     before = _reader_values(cr, current_contributors)
     if new_revision:
-        fields.update(revision=cr.revision + 1, state=S.PENDING, approved_at=None)
+        fields.update(revision=cr.revision + 1, state=states.target("new_revision"), approved_at=None)
         for approval in cr.approvals.all():
             if not approval.stale:
                 _set(approval, stale=True)
@@ -333,7 +333,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     )
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=policy.APPROVE_DUTIES & ctx.actor_duties, at=at)
     if decision == Approval.Decision.REJECTED:
-        _set(cr, state=S.REJECTED, closed_at=at, close_reason=comment or "")
+        _set(cr, state=states.target("reject"), closed_at=at, close_reason=comment or "")
     else:
         # The context read under the lock, plus the approval just written: nothing else it holds
         # (grants, membership, freezes, contributors) changes inside this transaction.
@@ -345,7 +345,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     if decision == Approval.Decision.REJECTED:
         event = "change_request.rejected"
     else:
-        event = "change_request.approved" if cr.state == S.APPROVED else "change_request.approval_recorded"
+        event = "change_request.approved" if states.is_approved(cr.state) else "change_request.approval_recorded"
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call)
     return change_request_for_decision(cr.pk)
@@ -393,7 +393,7 @@ def change_request_cancel(
     if actor.pk != cr.author_id and not has_duty(actor, duties.MANAGE_ROLES, team=cr.team, at=at):
         raise Denied(Reason("not_author", "Only the author or a manager of the team cancels a change request."))
     from_state = cr.state
-    _set(cr, state=S.CANCELLED, closed_at=at, close_reason=reason.strip())
+    _set(cr, state=states.target("cancel"), closed_at=at, close_reason=reason.strip())
     cr = change_request_for_decision(cr.pk)
     _record("change_request.cancelled", cr, actor=actor, at=at, from_state=from_state, reason=reason.strip())
     return cr
@@ -453,8 +453,8 @@ def deployment_finish(
         raise ValidationError({"outcome": ["Choose succeeded or failed."]})
     deployment, cr = _lock_deployment(deployment)
     key = f"finish_{outcome}"
-    allowed_from, to_state = states.DEPLOYMENT_TRANSITIONS[key]
-    if deployment.state not in allowed_from or not states.allows(key, cr.state):
+    to_state = states.deployment_target(key)
+    if not (states.deployment_allows(key, deployment.state) and states.allows(key, cr.state)):
         raise InvalidState(f"Deployment #{deployment.pk} is {deployment.state}; it cannot be finished again.")
     if actor.pk != deployment.deployer_id:
         raise Denied(Reason("not_deployer", "Only the person who started a deployment reports its outcome."))
@@ -483,8 +483,8 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datet
         raise ValidationError({"reason": ["Say why the deployment is rolled back."]})
     lock_user(actor)
     deployment, cr = _lock_deployment(deployment)
-    allowed_from, to_state = states.DEPLOYMENT_TRANSITIONS["rollback"]
-    if deployment.state not in allowed_from or not states.allows("rollback", cr.state):
+    to_state = states.deployment_target("rollback")
+    if not (states.deployment_allows("rollback", deployment.state) and states.allows("rollback", cr.state)):
         raise InvalidState(f"Deployment #{deployment.pk} is {deployment.state}; only a successful one rolls back.")
     if not has_duty(actor, duties.DEPLOY, environment=cr.environment, at=at):
         raise Denied(Reason("missing_duty", f"You do not hold deploy for {cr.environment.slug}."))
@@ -533,7 +533,6 @@ def change_request_review_pir(
     return cr
 
 
-REPORTED_STATES = (S.APPROVED, S.DEPLOYING, S.DEPLOYED)
 REPORT_ALERT_WINDOW = timedelta(hours=1)
 
 
@@ -553,7 +552,7 @@ def deployment_report(*, actor, environment: Environment, artifact: str, source:
     artifact = (artifact or "").strip()
     if not artifact:
         raise ValidationError({"artifact": ["Name the artifact that was deployed."]})
-    covering = ChangeRequest.objects.filter(environment=environment, artifact=artifact, state__in=REPORTED_STATES)
+    covering = ChangeRequest.objects.filter(environment=environment, artifact=artifact, state__in=states.COVERS_DEPLOYMENT)
     registered = change_requests_visible_to(actor, at=at).filter(pk__in=covering.values("pk")).order_by("-pk").first()
     out_of_view = None if registered else covering.order_by("-pk").first()
     alert = None

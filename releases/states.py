@@ -1,5 +1,7 @@
 """The change request state machine, as data (RULES.md section 3). Services check it; nothing
-else moves a change between states."""
+else moves a change between states. Every question about a change's or a deployment's state — in
+the services, the policy engine, the selectors, the portal's views and templates — is asked here
+(``tests/architecture/test_one_home.py`` keeps it so)."""
 from releases.models import ChangeRequest, Deployment
 
 S = ChangeRequest.State
@@ -20,6 +22,15 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
 }
 
 TERMINAL = frozenset({S.REJECTED, S.CANCELLED, S.FAILED, S.ROLLED_BACK})
+OPEN = frozenset({S.DRAFT, S.PENDING, S.APPROVED, S.DEPLOYING})  # still on their way
+# Deploying is refused as ``not_approved`` (not ``invalid_state``) from these: they may yet be approved.
+NOT_YET_APPROVED = frozenset({S.DRAFT, S.PENDING, S.REJECTED})
+# A change in these covers a reported deployment of its artifact (E2): approved, going or gone out.
+COVERS_DEPLOYMENT = frozenset({S.APPROVED, S.DEPLOYING, S.DEPLOYED})
+# A deployment of an artifact in these counts as the prior environment's deployment (C8).
+PRIOR_DEPLOYMENT = frozenset({Deployment.State.SUCCEEDED})
+# Where approvals still decide something: a pending change, or an approved one a new revision reopens.
+DECISIONS_APPLY = frozenset({S.PENDING, S.APPROVED})
 
 DEPLOYMENT_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "finish_succeeded": (frozenset({Deployment.State.RUNNING}), Deployment.State.SUCCEEDED),
@@ -30,6 +41,23 @@ DEPLOYMENT_TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 
 def allows(action: str, state: str) -> bool:
     return state in TRANSITIONS[action][0]
+
+
+def starts(action: str) -> frozenset[str]:
+    """The states ``action`` may start from (for a query: ``state__in=starts("approve")``)."""
+    return TRANSITIONS[action][0]
+
+
+def is_approved(state: str) -> bool:
+    return state == S.APPROVED
+
+
+def deployment_allows(action: str, state: str) -> bool:
+    return state in DEPLOYMENT_TRANSITIONS[action][0]
+
+
+def deployment_target(action: str) -> str:
+    return DEPLOYMENT_TRANSITIONS[action][1]
 
 
 def target(action: str) -> str | None:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from audit.models import AuditEvent
 from config import lockout
 from core.errors import Reason, Refused
-from releases import selectors, services
+from releases import selectors, services, states
 from releases.forms import (
     APPROVE,
     DeploymentFinishForm,
@@ -31,7 +31,6 @@ from releases.forms import (
 from releases.models import Approval, ChangeRequest, Deployment
 from releases.policy import Decision, approval_status, evaluate
 
-S = ChangeRequest.State
 DASHBOARD_ROWS = 25
 RECENT_ROWS = 15
 STATE_LABELS = {**dict(ChangeRequest.State.choices), **dict(Deployment.State.choices)}
@@ -242,8 +241,8 @@ def _change_page(request, cr: ChangeRequest, at, *, refusal: Refusal | None = No
     deployments = list(selectors.change_request_deployments(cr))
     for deployment in deployments:
         deployment.pipeline_link = _web_link(deployment.pipeline_url)
-    running = next((d for d in deployments if d.state == Deployment.State.RUNNING), None)
-    succeeded = next((d for d in deployments if d.state == Deployment.State.SUCCEEDED), None)
+    running = next((d for d in deployments if states.deployment_allows("finish_succeeded", d.state)), None)
+    succeeded = next((d for d in deployments if states.deployment_allows("rollback", d.state)), None)
     holds_deploy = "deploy" in ctx.actor_duties
     approvals = sorted(cr.approvals.all(), key=lambda a: (-a.revision, a.created_at, a.pk))
     context = {
@@ -253,14 +252,15 @@ def _change_page(request, cr: ChangeRequest, at, *, refusal: Refusal | None = No
         "checklist": _checklist(cr, deploy),
         "approve_decision": approve,
         "deploy_decision": deploy,
-        "decisions_apply": cr.state in (S.PENDING, S.APPROVED),
+        "decisions_apply": cr.state in states.DECISIONS_APPLY,
+        "signoff_open": states.allows("approve", cr.state),
         "approvals": approvals,
         "expired_approval_ids": _expired_approval_ids(ctx, at),
         "deployments": deployments,
         "start_form": (start_form or DeploymentStartForm()) if deploy.allowed else None,
         "running": running,
         "finish_form": (finish_form or DeploymentFinishForm()) if running and running.deployer_id == user.pk else None,
-        "rollback_target": succeeded if cr.state == S.DEPLOYED and holds_deploy else None,
+        "rollback_target": succeeded if states.allows("rollback", cr.state) and holds_deploy else None,
         "rollback_form": rollback_form or DeploymentRollbackForm(),
         "pir_open": cr.is_emergency and cr.pir_due_at is not None and cr.pir_at is None,
         "history": _history(selectors.change_request_history(cr, user, at=at)),
@@ -334,7 +334,7 @@ def change_request_signoff(request, pk: int):
         return _signoff_page(request, cr, at, form, status=400)
     if not approving:
         messages.success(request, f"You rejected CR-{cr.pk}.")
-    elif updated.state == S.APPROVED:
+    elif states.is_approved(updated.state):
         messages.success(request, f"You signed off CR-{cr.pk}; its policy is met and it is approved.")
     else:
         messages.success(request, f"You signed off CR-{cr.pk}; it still needs further approvals.")
