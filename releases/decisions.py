@@ -7,7 +7,7 @@ taken instead of recomputing the rules.
 the policy version, the grants held under an SoD exception) into JSON-ready data. Its shape
 (``FORMAT``) is documented in docs/rules.md (L-section).
 """
-from datetime import datetime
+from datetime import datetime, timezone
 
 from releases import policy
 
@@ -21,7 +21,8 @@ POLICY_FIELDS = (
 
 
 def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """ISO 8601 in UTC with Z, as the evidence bundle writes times."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def policy_values(approval_policy, prior_slug: str | None) -> dict:

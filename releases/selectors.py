@@ -19,6 +19,7 @@ from releases.models import (
     RevisionContributor,
     StandardChangeTemplate,
 )
+from releases import decisions
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 S = ChangeRequest.State
@@ -131,7 +132,7 @@ def decision_facts(ctx: PolicyContext) -> dict:
         latest = (ApprovalPolicy.history.filter(id=ctx.policy.pk).order_by("-history_date", "-history_id")
                   .values_list("history_id", "history_date").first())
         if latest is not None:
-            version = {"history_id": latest[0], "saved_at": latest[1].isoformat()}
+            version = {"history_id": latest[0], "saved_at": decisions.iso(latest[1])}
     grants = list(
         RoleAssignment.objects.filter(user_id__in=user_ids, sod_exception__isnull=False).order_by("pk").values_list(
             "user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at", "ended_at")
