@@ -282,7 +282,12 @@ class Deployment(models.Model):
     notes = models.TextField(blank=True)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
     rollback_reason = models.TextField(blank=True)
-    history = HistoricalRecords()
+    decision = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The policy engine's decision when the deployment started (releases.decisions). Empty: "
+        "started before decisions were recorded, or written around the services.",
+    )
+    history = HistoricalRecords(excluded_fields=["decision"])  # written once, never changed
 
     class Meta:
         ordering = ["-started_at", "-id"]

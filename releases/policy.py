@@ -59,13 +59,26 @@ class ApprovalStatus:
     independent: int = 0  # valid approvals by people, neither author nor contributor
 
     @property
+    def approvers(self) -> int:
+        """Distinct approvers among the valid approvals (the policy's own approval counts as one)."""
+        return len({a.reviewer_id or f"auto-{a.pk}" for a in self.valid})
+
+    @property
+    def approvals_met(self) -> bool:
+        return self.approvers >= self.required
+
+    @property
+    def security_met(self) -> bool:
+        return self.security >= self.required_security
+
+    @property
+    def team_reviewer_met(self) -> bool:
+        return not self.team_reviewer_required or self.team_reviewer_present or self.required == 0
+
+    @property
     def policy_met(self) -> bool:
         """What the environment's policy asks, on its own."""
-        return (
-            len({a.reviewer_id or f"auto-{a.pk}" for a in self.valid}) >= self.required
-            and self.security >= self.required_security
-            and (not self.team_reviewer_required or self.team_reviewer_present or self.required == 0)
-        )
+        return self.approvals_met and self.security_met and self.team_reviewer_met
 
     @property
     def floor_met(self) -> bool:
@@ -185,6 +198,55 @@ def in_deploy_window(policy: ApprovalPolicy, time_zone: str, at: datetime) -> bo
     return start <= now < end if start <= end else (now >= start or now < end)
 
 
+def freeze_met(ctx: PolicyContext, status: ApprovalStatus) -> bool:
+    """C6: no freeze window in force, or an emergency change with a security approval."""
+    return not ctx.active_freezes or (ctx.change_request.is_emergency and status.security >= 1)
+
+
+def sod_conflicts(*, author_id, contributor_ids, approver_ids, deployer_id) -> list[str]:
+    """C2, C5: the ways author, contributors, approvers and deployer of one deployment are not all
+    distinct people (empty: they are). The deployment's decision record holds the answer at the
+    time; the evidence asks it again of the facts as they stand at export (an approval or a
+    contributor recorded later)."""
+    approver_ids, contributor_ids = set(approver_ids) - {None}, set(contributor_ids)
+    found = []
+    if author_id in approver_ids:
+        found.append("author_approved")
+    if contributor_ids & approver_ids:
+        found.append("contributor_approved")
+    if deployer_id == author_id:
+        found.append("deployer_is_author")
+    if deployer_id in contributor_ids:
+        found.append("deployer_is_contributor")
+    if deployer_id in approver_ids:
+        found.append("deployer_approved")
+    return found
+
+
+def deploy_checks(ctx: PolicyContext, at: datetime) -> list[dict]:
+    """Each requirement a deployment must meet (C4–C8, C10 and the K4 floor), with what was asked,
+    what the change had and whether it was met: the requirements of the decision record."""
+    cr, policy = ctx.change_request, ctx.effective_policy
+    status = approval_status(ctx, at)
+    window = in_deploy_window(policy, cr.environment.time_zone, at)
+    prior = ctx.prior_environment_slug
+    return [
+        {"name": "approvals", "required": status.required, "actual": status.approvers, "met": status.approvals_met,
+         "expired": len(status.expired)},
+        {"name": "security_approvals", "required": status.required_security, "actual": status.security,
+         "met": status.security_met},
+        {"name": "team_reviewer", "required": status.team_reviewer_required, "actual": status.team_reviewer_present,
+         "met": status.team_reviewer_met},
+        {"name": "independent_approval", "required": status.floor_required, "actual": status.independent,
+         "met": status.floor_met},
+        {"name": "freeze_windows", "required": [f.name for f in ctx.active_freezes], "actual": cr.is_emergency,
+         "met": freeze_met(ctx, status)},
+        {"name": "deploy_window", "required": True, "actual": window, "met": window},
+        {"name": "prior_environment", "required": prior, "actual": ctx.prior_environment_deployed if prior else None,
+         "met": not prior or ctx.prior_environment_deployed},
+    ]
+
+
 def _is_approver(ctx: PolicyContext) -> bool:
     return any(
         a.reviewer_id == ctx.actor.pk and a.decision == Approval.Decision.APPROVED for a in ctx.approvals
@@ -280,16 +342,15 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
         )
     if _is_approver(ctx):
         reasons.append(Reason("approver_cannot_deploy", "Whoever approved a change may not deploy it."))
-    if ctx.active_freezes:
-        if not (cr.is_emergency and status.security >= 1):
-            names = ", ".join(f.name for f in ctx.active_freezes)
-            reasons.append(
-                Reason(
-                    "freeze_window_active",
-                    f"Deployments to {cr.environment.slug} are frozen ({names}); "
-                    "only emergency changes with a security approval may proceed.",
-                )
+    if not freeze_met(ctx, status):
+        names = ", ".join(f.name for f in ctx.active_freezes)
+        reasons.append(
+            Reason(
+                "freeze_window_active",
+                f"Deployments to {cr.environment.slug} are frozen ({names}); "
+                "only emergency changes with a security approval may proceed.",
             )
+        )
     if not in_deploy_window(policy, cr.environment.time_zone, at):
         reasons.append(
             Reason("outside_deploy_window", f"{cr.environment.slug} accepts deployments only inside its deploy window.")

@@ -2,6 +2,7 @@
 from collections import defaultdict
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -13,12 +14,14 @@ from governance.models import Membership, RoleAssignment
 from releases import states
 from releases.models import (
     Approval,
+    ApprovalPolicy,
     ChangeRequest,
     Deployment,
     FreezeWindow,
     RevisionContributor,
     StandardChangeTemplate,
 )
+from releases import decisions
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 
@@ -104,6 +107,27 @@ def ever_contributor_ids(change_request: ChangeRequest) -> frozenset[int]:
     """Everyone listed as a contributor of any revision of the change (prefetched by the readers
     of this module)."""
     return frozenset(record.user_id for record in change_request.contributor_history.all())
+
+
+def decision_facts(ctx: PolicyContext) -> dict:
+    """What ``releases.decisions.record`` needs beyond the policy context, in three queries: the
+    usernames of everyone the decision names, the version of the policy in force (its latest
+    recorded history row), and the grants the participants held under an SoD exception."""
+    cr = ctx.change_request
+    user_ids = {cr.author_id, ctx.actor.pk, *ctx.contributor_ids} | {a.reviewer_id for a in ctx.approvals}
+    user_ids.discard(None)
+    usernames = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    version = None
+    if ctx.policy is not None:
+        latest = (ApprovalPolicy.history.filter(id=ctx.policy.pk).order_by("-history_date", "-history_id")
+                  .values_list("history_id", "history_date").first())
+        if latest is not None:
+            version = {"history_id": latest[0], "saved_at": decisions.iso(latest[1])}
+    grants = list(
+        RoleAssignment.objects.filter(user_id__in=user_ids, sod_exception__isnull=False).order_by("pk").values_list(
+            "user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at", "ended_at")
+    )
+    return {"usernames": usernames, "policy_version": version, "exception_grants": grants}
 
 
 def templates_in_force(environment_ids, *, at: datetime) -> dict[int, tuple[StandardChangeTemplate, ...]]:

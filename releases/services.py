@@ -23,11 +23,12 @@ from core.errors import Denied, InvalidState, Reason
 from governance.models import Environment, Team
 from governance.selectors import has_duty, is_member
 from governance.services import lock_user
-from releases import anomalies, policy, states
+from releases import anomalies, decisions, policy, states
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 from releases.selectors import (
     change_request_for_decision,
     change_requests_visible_to,
+    decision_facts,
     ever_contributor_ids,
     policy_context,
 )
@@ -418,8 +419,11 @@ def deployment_start(
     _validate_url("pipeline_url", pipeline_url)
     lock_user(actor)  # lock order: the actor, then the change (docs/architecture.md)
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
-    _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "deploy", at))
+    ctx = policy_context(cr, actor, at=at)
+    decision = policy.evaluate(ctx, "deploy", at)
+    _raise_if_refused(decision)
     deployment = Deployment.objects.create(
+        decision=decisions.record(ctx, decision, at, **decision_facts(ctx)),
         change_request=cr,
         environment=cr.environment,
         artifact=cr.artifact,

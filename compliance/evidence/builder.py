@@ -9,6 +9,13 @@ of the exact bytes of manifest.json; checked offline by ``audit/bundle_verify.py
 Streaming: rows are read ``EVIDENCE_BATCH_SIZE`` at a time and written straight into the ZIP, so
 memory holds one batch whatever the period. Progress moves about forty times per export.
 
+One snapshot (RULES.md L3): every dataset of a bundle, its counts, the chain head and the report
+are read in one transaction (``snapshot``: REPEATABLE READ, read only, on PostgreSQL; one read
+transaction on SQLite), so a row written while the bundle is built is in every dataset or in none;
+the manifest's ``snapshot`` names the chain head it saw. Progress is written on a connection of
+its own (PostgreSQL), outside that snapshot; on SQLite a write would wait for the reading
+transaction, so progress there moves only when the bundle is done.
+
 Safe to run twice: a done export returns at once; a queued or running one (a worker restarted
 mid-build) is built again into a fresh temporary file that is renamed over the final name only
 when complete, so no reader ever sees half a bundle. A failure marks the export ``failed`` with a
@@ -25,7 +32,7 @@ from datetime import datetime
 from itertools import islice
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -33,8 +40,8 @@ from django.utils import timezone
 import audit
 from audit import signing
 from audit.chain import GENESIS
-from compliance.evidence import controls as ctl, pg_render
-from compliance.evidence.datasets import Context, control_changes_for_report, load_control_history, load_policy_history
+from compliance.evidence import controls as ctl
+from compliance.evidence.datasets import Context, control_changes_for_report, load_control_history, load_lookups
 from compliance.evidence.services import period_bounds
 from compliance.evidence.writer import DatasetWriter, NEUTRALISED_PREFIXES, ZipPipe, iso, json_value, write_member
 from audit.models import AuditSeal, ChainHead, EvidenceExport
@@ -48,9 +55,6 @@ BOUNDARIES = "start inclusive 00:00 UTC, end inclusive (< end+1 day 00:00 UTC)"
 COMPRESS_LEVEL = 1
 PROGRESS_STEPS = 40
 REPORT_CONTROL_CHANGES = 200  # the report lists at most these; control_changes.csv holds them all
-# On PostgreSQL, let it render the datasets compliance.evidence.pg_render knows (False: the Python path
-# everywhere; the tests build both ways and compare the bytes).
-PG_RENDER = True
 Status = EvidenceExport.Status
 
 
@@ -59,20 +63,62 @@ def bundle_name(export: EvidenceExport) -> str:
 
 
 class Progress:
-    """Moves ``export.progress`` (0..95 while rows are written) about PROGRESS_STEPS times, with a
-    queryset update so the admin, the portal and the API see it while the task runs."""
+    """Moves ``export.progress`` (0..95 while rows are written) about PROGRESS_STEPS times, so the
+    admin, the portal and the API see it while the task runs. On PostgreSQL it writes on a
+    connection of its own (autocommit, ``synchronous_commit = off``: progress is advisory, a crash
+    may lose the last few updates, never corrupt anything), outside the bundle's snapshot; on
+    SQLite it does not write until the bundle is done (see the module's docstring)."""
 
     def __init__(self, export_id: int, total: int):
         self.export_id, self.total, self.done = export_id, max(total, 1), 0
         self.step = max(self.total // PROGRESS_STEPS, 1)
         self.next_at = self.step
+        self._connection, self._lazy = None, False
+        if connection.vendor == "postgresql":
+            self._connection = connections.create_connection(DEFAULT_DB_ALIAS)  # a new connection, not the shared one
 
     def add(self, rows: int) -> None:
         self.done += rows
         if self.done >= self.next_at:
             self.next_at = (self.done // self.step + 1) * self.step
-            percent = min(95, self.done * 95 // self.total)
-            EvidenceExport.objects.filter(pk=self.export_id, status=Status.RUNNING).update(progress=percent)
+            self._write(min(95, self.done * 95 // self.total))
+
+    def _write(self, percent: int) -> None:
+        if self._connection is None:
+            return
+        table = EvidenceExport._meta.db_table
+        try:
+            with self._connection.cursor() as cursor:
+                if not self._lazy:
+                    cursor.execute("SELECT set_config('synchronous_commit', 'off', false)")
+                    self._lazy = True
+                cursor.execute(f"UPDATE {table} SET progress = %s WHERE id = %s AND status = %s",  # nosec B608 (the model's table)
+                               [percent, self.export_id, Status.RUNNING])
+        except DatabaseError:  # advisory: a lost progress update never fails the export
+            log.warning("evidence export %s: progress not written", self.export_id, exc_info=True)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+SNAPSHOT_CALLER = "the caller's transaction (already open: its own isolation)"
+
+
+@contextmanager
+def snapshot():
+    """One consistent read for the whole bundle; yields what the manifest says of it."""
+    if connection.in_atomic_block:
+        # Inside someone's transaction (a test's): its reads are this bundle's, whatever they see.
+        yield SNAPSHOT_CALLER
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield "REPEATABLE READ, READ ONLY (PostgreSQL): one snapshot for every dataset"
+        else:
+            yield "one read transaction (SQLite): every dataset from the same database state"
 
 
 def _query_of(queryset) -> dict:
@@ -145,14 +191,7 @@ def _write_dataset(ctx, export, dataset, writer, computed, progress, batch_size)
     """Stream one dataset into ``writer``; returns its summary (rows, exceptions, query, columns)."""
     kinds = dict.fromkeys(dataset.exceptions, 0)
     exception_rows = 0
-    if dataset.computed is None and PG_RENDER and pg_render.supports(dataset):
-        # PostgreSQL renders the lines (same bytes); the manifest's query is the population's.
-        counts = pg_render.stream(ctx, dataset, writer, batch_size, progress.add)
-        kinds = dict(zip(dataset.exceptions, counts[:-1], strict=True))
-        exception_rows = counts[-1]
-        source = ()
-        query = _query_of(dataset.queryset(ctx))
-    elif dataset.computed is not None:
+    if dataset.computed is not None:
         source = [computed[dataset.name]]
         query = {"sql": None, "computed": dataset.population}
     else:
@@ -185,38 +224,19 @@ def _write_dataset(ctx, export, dataset, writer, computed, progress, batch_size)
     }
 
 
-@contextmanager
-def lazy_progress_commits():
-    """On PostgreSQL, the only writes while the bundle is written are the ~40 progress updates;
-    each would wait for its WAL flush (milliseconds apiece). Progress is advisory, so they commit
-    with ``synchronous_commit = off`` (a crash may lose the last few, never corrupt anything); the
-    session's setting is back before the export's final status is written."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('synchronous_commit'), set_config('synchronous_commit', 'off', false)")
-        (previous, _) = cursor.fetchone()
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('synchronous_commit', %s, false)", [previous])
-
-
 def _write_bundle(export: EvidenceExport, path) -> tuple[dict, dict]:
-    """Write the whole ZIP to ``path``; returns (files, row_counts)."""
-    with fast_timestamps(), lazy_progress_commits():
-        return _write_bundle_rows(export, path)
+    """Write the whole ZIP to ``path`` from one snapshot; returns (files, row_counts)."""
+    with fast_timestamps(), snapshot() as isolation:
+        return _write_bundle_rows(export, path, isolation)
 
 
-def _write_bundle_rows(export: EvidenceExport, path) -> tuple[dict, dict]:
+def _write_bundle_rows(export: EvidenceExport, path, isolation: str) -> tuple[dict, dict]:
     start, end = period_bounds(export)
     head = ChainHead.objects.filter(pk=1).first()
     head_sequence, head_hash = (head.sequence, head.hash) if head else (0, GENESIS)
     seal = AuditSeal.objects.order_by("-number").first()
     ctx = Context(start=start, end=end, generated_at=timezone.now(), head_sequence=head_sequence)
-    load_policy_history(ctx)
+    load_lookups(ctx)
     load_control_history(ctx, ctl.POLICY_BASELINES.get(export.framework))
     batch_size = settings.EVIDENCE_BATCH_SIZE
     datasets = ctl.datasets_of(export.framework)
@@ -224,6 +244,16 @@ def _write_bundle_rows(export: EvidenceExport, path) -> tuple[dict, dict]:
     computed = {d.name: d.computed(ctx) for d in datasets if d.computed is not None}
     totals = {d.name: len(computed[d.name]) if d.computed else d.queryset(ctx).count() for d in datasets}
     progress = Progress(export.pk, sum(totals.values()))
+    try:
+        return _write_zip(export, path, ctx, datasets, computed, progress, batch_size,
+                          {"isolation": isolation, "chain_head": {"sequence": head_sequence, "hash": head_hash}}, seal)
+    finally:
+        progress.close()
+
+
+def _write_zip(export, path, ctx, datasets, computed, progress, batch_size, snapshot_info, seal):
+    head = snapshot_info["chain_head"]
+    start, end = ctx.start, ctx.end
 
     files: dict[str, dict] = {}
     summary: dict[str, dict] = {}
@@ -278,7 +308,8 @@ def _write_bundle_rows(export: EvidenceExport, path) -> tuple[dict, dict]:
             "requested_by": export.requested_by.username,
             "requested_at": iso(export.requested_at),
             "generated_at": iso(ctx.generated_at),
-            "audit_chain_head": {"sequence": head_sequence, "hash": head_hash},
+            "audit_chain_head": head,
+            "snapshot": snapshot_info,
             "latest_seal": _seal_dict(seal),
             "signing_key": {
                 "algorithm": "Ed25519",

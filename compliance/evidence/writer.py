@@ -265,15 +265,6 @@ class DatasetWriter:
         self._pipe.submit(self._write, self._csv_text(cells), json_bytes)
         self.rows += len(rows)
 
-    def write_rendered(self, csv_bytes: bytes, json_lines: str, count: int) -> None:
-        """Write ``count`` rows already rendered elsewhere (``compliance.evidence.pg_render``): their CSV
-        lines as bytes, their JSON lines joined with ``",\\n"``, exactly as ``write_batch`` would."""
-        if not count:
-            return
-        json_bytes = (("\n" if self.rows == 0 else ",\n") + json_lines).encode("utf-8")
-        self._pipe.submit(self._write, csv_bytes, json_bytes)
-        self.rows += count
-
     def close(self) -> dict[str, dict]:
         """Finish both members (once the pipe reaches this point); returns ``files``, filled then."""
         self._pipe.submit(self._finish)

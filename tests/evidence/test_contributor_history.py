@@ -1,7 +1,7 @@
 """Issue 14 class 3 in the evidence: a bundle lists everyone who was ever a contributor of a
 deployed change, in any revision, and judges separation of duties against all of them, not only
-against the revision that went out. (On PostgreSQL the same bundle comes from ``pg_render``'s
-statement; ``test_pg_render`` compares both renderings byte for byte.)"""
+against the revision that went out. (An approval written after the
+decision is reported as learnt later, judged by the engine's own ``sod_conflicts``.)"""
 from releases import services as releases
 from releases.models import Approval
 from tests.evidence.conftest import build_export, deploy_in
@@ -54,5 +54,8 @@ def test_an_approval_by_a_former_contributor_is_a_violation(demo, period, bundle
     bundle = bundle_of(build_export(demo, "sox", period))
 
     row = row_of(bundle, "production_deployments", deployment)
+    # The decision counted rev and rev2; the approval appeared after it, so the bundle says so.
+    assert row["decision_record"]["sod"] == {"verdict": "pass", "findings": []}
     assert row["sod_verdict"] == "violation"
-    assert row["sod_findings"] == ["contributor_approved"]
+    assert row["sod_findings"] == ["contributor_approved (recorded after the decision)"]
+    assert "approval by dev2 (recorded after the decision)" in row["later_findings"]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from governance import duties, services as governance
 from governance.models import Role
-from releases.models import Approval
+from releases.models import Approval, Deployment
 from tests.evidence.conftest import build_export, deploy_in
 
 
@@ -66,11 +66,11 @@ def test_an_approver_who_deployed_is_a_violation(demo, period, bundle_of):
 
     (row,) = [r for r in bundle.json_rows("production_deployments") if r["deployment_id"] == deployment.pk]
     assert row["sod_verdict"] == "violation"
-    assert "deployer_approved" in row["sod_findings"]
+    assert "deployer_approved (recorded after the decision)" in row["sod_findings"]
     assert bundle.manifest["datasets"]["production_deployments"]["exception_kinds"]["sod_violation"] == 1
 
 
-def test_policy_at_deploy_time_comes_from_the_policy_history(demo, period, bundle_of):
+def test_policy_at_deploy_time_comes_from_the_decision_record(demo, period, bundle_of):
     _, deployment = deploy_in(demo, demo.production, period.middle)
     bundle = bundle_of(build_export(demo, "sox", period))
 
@@ -79,6 +79,24 @@ def test_policy_at_deploy_time_comes_from_the_policy_history(demo, period, bundl
     assert policy["min_approvals"] == 2
     assert policy["team_reviewer_required"] is True
     assert policy["require_interactive_signoff"] is True
-    assert "policy version" in row["policy_source"]
+    assert row["policy_source"].startswith("decision record of ")
+    version = row["decision_record"]["policy"]["version"]
+    assert f"version {version['history_id']}" in row["policy_source"]
     assert row["policy_findings"] == []
+    met = {r["name"]: (r["required"], r["actual"], r["met"]) for r in row["decision_record"]["requirements"]}
+    assert met["approvals"] == (2, 2, True) and met["team_reviewer"][2] and met["independent_approval"][2]
     assert [a["via"] for a in row["approvers"]] == ["portal", "portal"]
+
+
+def test_a_deployment_without_a_decision_record_says_so(demo, period, bundle_of):
+    """Deployments started before decision records were kept (or written around the services)
+    are reported as such: the bundle makes up no decision after the fact (docs/rules.md L4)."""
+    cr, recorded = deploy_in(demo, demo.production, period.middle)
+    Deployment.objects.filter(pk=recorded.pk).update(decision=None)
+    bundle = bundle_of(build_export(demo, "sox", period))
+
+    (row,) = [r for r in bundle.json_rows("production_deployments") if r["deployment_id"] == recorded.pk]
+    assert (row["decision"], row["sod_verdict"], row["decision_record"]) == ("not_recorded", "not_recorded", None)
+    assert row["policy_source"].startswith("no decision recorded; from the policy's history: ")
+    assert row["policy_at_deploy"]["min_approvals"] == 2  # context only: no verdict is derived from it
+    assert bundle.manifest["datasets"]["production_deployments"]["exception_kinds"]["no_decision_recorded"] == 1
