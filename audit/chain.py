@@ -26,11 +26,13 @@ def json_safe(data) -> dict:
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
 
 
-def canonical(event: AuditEvent) -> str:
+def canonical_fields(event: AuditEvent) -> dict:
+    """The fields an event's hash covers, as the hash reads them (``created_at`` as ISO 8601 in UTC
+    with microseconds). The API serves events as exactly these plus ``prev_hash`` and ``hash``."""
     created_at = event.created_at
     if isinstance(created_at, datetime):
         created_at = created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
-    payload = {
+    return {
         "sequence": event.sequence,
         "created_at": created_at,
         "actor_id": event.actor_id,
@@ -46,7 +48,10 @@ def canonical(event: AuditEvent) -> str:
         "request_id": event.request_id,
         "data": event.data,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical(event: AuditEvent) -> str:
+    return json.dumps(canonical_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def compute_hash(event: AuditEvent, prev_hash: str) -> str:
