@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import context
+from audit import context, webhooks
 from audit.models import AuditEvent, ChainHead
 
 GENESIS = "0" * 64
@@ -117,6 +117,7 @@ def _append(events: list[AuditEvent]) -> None:
         event.hash = prev_hash = compute_hash(event, prev_hash)
     AuditEvent.objects.bulk_create(events)
     ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash)
+    webhooks.emit(events)  # the domain webhooks they trigger, queued in the same transaction
 
 
 def record(
