@@ -17,7 +17,7 @@ from governance.controls.services import control_change
 from governance.models import ControlChange, Role
 from releases import services
 from tests.releases.conftest import now  # noqa: F401 (fixture)
-from tests.releases.stories import approved_in_staging, new_artifact, pending
+from tests.releases.stories import approved_in_staging, pending
 from tests.webhooks.conftest import SECRET
 
 
