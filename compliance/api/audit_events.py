@@ -7,7 +7,11 @@ count), so the thousandth page costs what the first does however long the trail 
 served as exactly the fields its hash covers (``audit.chain.canonical_fields``) plus ``prev_hash``
 and ``hash``, so a consumer recomputes every hash it received without asking the server.
 """
+from datetime import timezone as dt_timezone
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -88,22 +92,40 @@ class SequencePagination(CursorPagination):
         return ("sequence",) if request.query_params.get("order") == "asc" else ("-sequence",)
 
 
+class _UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date and time that exists in UTC: ``0001-01-01T00:00+01:00`` does not, and would
+    overflow in the database adapter (a 500) instead of being refused (400)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None:
+            try:
+                value.astimezone(dt_timezone.utc)
+            except OverflowError:
+                raise ValidationError("Out of range.", code="invalid") from None
+        return value
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcDateTimeField
+
+
 class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(help_text="An action, e.g. change_request.approved.")
     actor = django_filters.CharFilter(field_name="actor_username", help_text="The actor's username.")
     environment = django_filters.CharFilter(help_text="Environment slug.")
     team = django_filters.CharFilter(help_text="Team slug.")
-    since = django_filters.IsoDateTimeFilter(
+    since = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="Recorded at or after (ISO 8601)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Recorded before (ISO 8601)."
     )
     after = django_filters.NumberFilter(
-        field_name="sequence", lookup_expr="gt", min_value=0, help_text="Only events after this sequence (to resume)."
+        field_name="sequence", lookup_expr="gt", min_value=0, max_value=MAX_ID, help_text="Only events after this sequence (to resume)."
     )
     before = django_filters.NumberFilter(
-        field_name="sequence", lookup_expr="lt", min_value=1, help_text="Only events before this sequence."
+        field_name="sequence", lookup_expr="lt", min_value=1, max_value=MAX_ID, help_text="Only events before this sequence."
     )
     order = django_filters.ChoiceFilter(
         choices=[("desc", "newest first"), ("asc", "oldest first")], method="_ordered",

@@ -102,7 +102,11 @@ def test_filters(demo, api_as):
         range(old.sequence + 1, new.sequence + 1))
 
 
-@pytest.mark.parametrize("query", ["since=yesterday", "after=x", "order=sideways", "limit=abc&after=-1"])
+@pytest.mark.parametrize("query", [
+    "since=yesterday", "after=x", "order=sideways", "limit=abc&after=-1", "since=2026-13-01",
+    "since=0001-01-01T00:00:00%2B01:00", "until=9999-12-31T23:59:59-01:00", "after=99999999999999999999999",
+    "before=0",
+])
 def test_bad_filters_are_400(demo, api_as, query):
     response = api_as(demo.sec).get(f"{EVENTS}?{query}")
     assert response.status_code == 400, response.content
