@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import context
+from audit import context, webhooks
 from audit.models import AuditEvent, ChainHead
 
 GENESIS = "0" * 64
@@ -26,11 +26,13 @@ def json_safe(data) -> dict:
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
 
 
-def canonical(event: AuditEvent) -> str:
+def canonical_fields(event: AuditEvent) -> dict:
+    """The fields an event's hash covers, as the hash reads them (``created_at`` as ISO 8601 in UTC
+    with microseconds). The API serves events as exactly these plus ``prev_hash`` and ``hash``."""
     created_at = event.created_at
     if isinstance(created_at, datetime):
         created_at = created_at.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")
-    payload = {
+    return {
         "sequence": event.sequence,
         "created_at": created_at,
         "actor_id": event.actor_id,
@@ -46,7 +48,10 @@ def canonical(event: AuditEvent) -> str:
         "request_id": event.request_id,
         "data": event.data,
     }
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical(event: AuditEvent) -> str:
+    return json.dumps(canonical_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def compute_hash(event: AuditEvent, prev_hash: str) -> str:
@@ -112,6 +117,7 @@ def _append(events: list[AuditEvent]) -> None:
         event.hash = prev_hash = compute_hash(event, prev_hash)
     AuditEvent.objects.bulk_create(events)
     ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash)
+    webhooks.emit(events)  # the domain webhooks they trigger, queued in the same transaction
 
 
 def record(

@@ -148,6 +148,11 @@ class NotificationChannel(models.Model):
     topics = models.CharField(
         max_length=500, blank=True, help_text="Comma-separated notification kinds (e.g. alert, escalation); empty for all."
     )
+    events = models.CharField(
+        max_length=1000, blank=True,
+        help_text="Generic webhooks: comma-separated domain events to push (e.g. change_request.approved, "
+        "deployment.*, *; docs/webhooks.md); empty for none.",
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:

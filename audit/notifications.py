@@ -8,6 +8,7 @@ construction, and Slack text is escaped as Slack's formatting rules ask."""
 import hashlib
 import hmac
 import json
+import time
 import unicodedata
 import urllib.parse
 import urllib.request
@@ -73,11 +74,15 @@ def notify(kind: str, *, subject: str, body: str, team: str = "", recipients=(),
     return queued
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature_header(secret: str, body: bytes, timestamp: int) -> str:
+    """``X-Countersign-Signature`` (API.md): ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``.
+    The timestamp is signed with the body, so a receiver refuses a captured delivery replayed
+    later (docs/webhooks.md: a tolerance of ``audit.webhooks.TOLERANCE_SECONDS``)."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
 
 
-def _post(url: str, body: bytes, headers: dict) -> None:
+def post(url: str, body: bytes, headers: dict) -> None:
     # The URL is configured by an administrator; only web schemes, never file: or custom handlers.
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"webhook URL must be http or https, not {url!r}")
@@ -101,7 +106,7 @@ def deliver(payload: dict, message: OutboxMessage) -> None:
     elif channel.kind == NotificationChannel.Kind.SLACK:
         text = f"*{_slack_escaped(_one_line(payload['subject']))}*\n{_slack_escaped(payload['body'])}"
         body = json.dumps({"text": text}).encode()
-        _post(channel.target, body, {})
+        post(channel.target, body, {})
     else:
         body = json.dumps(
             {"id": message.pk, "kind": payload["kind"], "subject": payload["subject"], "body": payload["body"],
@@ -110,5 +115,5 @@ def deliver(payload: dict, message: OutboxMessage) -> None:
         ).encode()
         headers = {"X-Countersign-Delivery": str(message.pk), "X-Countersign-Event": payload["kind"]}
         if channel.secret:
-            headers["X-Countersign-Signature"] = sign(channel.secret, body)
-        _post(channel.target, body, headers)
+            headers["X-Countersign-Signature"] = signature_header(channel.secret, body, int(time.time()))
+        post(channel.target, body, headers)

@@ -10,8 +10,12 @@ and drives locust against it in separate processes. The campaign benchmark runs 
 test database; the SOX export runs at the largest scale. Without PostgreSQL only the campaign
 runs (the served benchmarks and COPY need PostgreSQL).
 
+The audit trail benchmark (``audit``, bench/audit_pages.py) pages ``audit-events/`` over
+BENCH_AUDIT_EVENTS events (default 10 million) in a database of its own, ``<BENCH_DB_PREFIX>_audit``,
+filled once and reused.
+
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export; default all), BENCH_SECONDS (load per run, default 20),
+queries, campaign, export, audit; default all), BENCH_SECONDS (load per run, default 20),
 BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
@@ -30,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export")
+ALL = (*SERVED, "campaign", "export", "audit")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -154,6 +158,31 @@ def run_campaign(url: str | None) -> dict:
         print(run.stderr[-4000:], file=sys.stderr)
         raise SystemExit("campaign benchmark failed")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_audit_pages(base_url: str, prefix: str) -> dict:
+    """bench/audit_pages.py in ``<prefix>_audit`` (created and migrated if missing, filled once)."""
+    name = f"{prefix}_audit"
+    if not _exists(base_url, name):
+        _admin_sql(base_url, f'CREATE DATABASE "{name}"')
+    url = _url_for(base_url, name)
+    _manage(url, "migrate", "--noinput", "-v0")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_pages.py")], cwd=ROOT, env=bench_env(url),
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr[-4000:], file=sys.stderr)
+        raise SystemExit("audit trail benchmark failed")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def audit_pages_line(r: dict) -> tuple[str, bool]:
+    ratio = _ratio(r["deep_ms"], r["first_ms"])
+    ok = r["first_queries"] == r["deep_queries"] and ratio <= 1.5
+    return (f"audit-events/ at {r['events']:,} events ({r['page']} a page): first page p50 {r['first_ms']:.1f} ms, "
+            f"{r['first_queries']} queries; page {r['depth']:,} (from #{r['deep_first_sequence']:,}) p50 "
+            f"{r['deep_ms']:.1f} ms, {r['deep_queries']} queries | floor (that page's SQL alone): "
+            f"p50 {r['floor_ms']:.1f} ms | ratio page {r['depth']:,} / first {ratio:.2f} | target the same queries, "
+            f"<= 1.5 x the first page | {_ok(ok)}", ok)
 
 
 # --- reporting ------------------------------------------------------------------------------------
@@ -295,10 +324,16 @@ def main() -> int:
                 print(line, flush=True)
             lines.extend(lines_for_scale(result))
         lines.extend(query_lines(results))
+        if "audit" in only:
+            print("==> audit trail pages over", os.environ.get("BENCH_AUDIT_EVENTS", "10000000"), "events", flush=True)
+            audit_pages = run_audit_pages(base_url, prefix)
+            lines.append(audit_pages_line(audit_pages))
+            print(lines[-1][0], flush=True)
+            results.append({"scale": "audit", "audit_pages": audit_pages})
         campaign_url = _url_for(base_url, prefix)
     else:
-        print("note: DATABASE_URL is not PostgreSQL; the served benchmarks, COPY and the SOX export need it. "
-              "Running the campaign benchmark only (on SQLite).")
+        print("note: DATABASE_URL is not PostgreSQL; the served benchmarks, COPY, the SOX export and the audit "
+              "trail pages need it. Running the campaign benchmark only (on SQLite).")
         campaign_url = None
     if "campaign" in only:
         print("==> campaign over", os.environ.get("BENCH_GRANTS", "100000"), "grants", flush=True)

@@ -1,10 +1,11 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from compliance.api import alerts as views, evidence
+from compliance.api import alerts as views, audit_events, evidence
 
 # SimpleRouter: governance's DefaultRouter already serves the API root at the same prefix.
 router = SimpleRouter()
+router.register("audit-events", audit_events.AuditEventViewSet, basename="audit-event")
 router.register("alerts", views.AlertViewSet, basename="alert")
 router.register("evidence-exports", evidence.EvidenceExportViewSet, basename="evidence-export")
 

@@ -36,7 +36,7 @@ class NotificationChannelForm(ControlForm):
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "kind", "team", "target", "secret", "topics", "is_active"]
+        fields = ["name", "kind", "team", "target", "secret", "topics", "events", "is_active"]
 
     def control_values(self, data) -> dict:
         values = super().control_values({**data})

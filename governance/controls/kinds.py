@@ -224,6 +224,15 @@ def _narrowed_topics(before: dict, after: dict) -> list[Weakening]:
     return []
 
 
+def _unsubscribed_events(before: dict, after: dict) -> list[Weakening]:
+    """Domain webhook subscriptions (audit.webhooks): dropping a pattern stops what it pushed."""
+    old = {t.strip() for t in (before.get("events") or "").split(",") if t.strip()}
+    new = {t.strip() for t in (after.get("events") or "").split(",") if t.strip()}
+    if old - new:
+        return [Weakening("events", f"webhook events {sorted(old - new)} no longer pushed")]
+    return []
+
+
 def _narrowed_team(before: dict, after: dict) -> list[Weakening]:
     old, new = before.get("team") or "", after.get("team") or ""
     if new and new != old:
@@ -235,7 +244,7 @@ NOTIFICATION_CHANNEL = register(ControlKind(
     key="audit.notificationchannel",
     label="notification channel",
     model=NotificationChannel,
-    fields=("name", "kind", "team", "target", "secret", "topics", "is_active"),
+    fields=("name", "kind", "team", "target", "secret", "topics", "events", "is_active"),
     secret_fields=("secret",),
     scope=_everywhere,
     authority=ADMINISTRATORS,
@@ -245,6 +254,7 @@ NOTIFICATION_CHANNEL = register(ControlKind(
         changed("target", "target"),
         changed("secret", "signing secret"),
         _narrowed_topics,
+        _unsubscribed_events,
         _narrowed_team,
     ),
     describe=lambda channel: channel.name,

@@ -144,7 +144,7 @@ SAMPLES = {
     "audit.notificationchannel": {
         "name": ("Security pager", NEUTRAL), "kind": ("webhook", WEAKER), "team": ("payments", WEAKER),
         "target": ("security@elsewhere.example", WEAKER), "secret": ("a-new-hmac-key", WEAKER),
-        "topics": ("alert", WEAKER), "is_active": (False, WEAKER),
+        "topics": ("alert", WEAKER), "events": ("deployment.*", STRONGER), "is_active": (False, WEAKER),
     },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),

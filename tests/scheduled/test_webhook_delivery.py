@@ -25,8 +25,9 @@ def test_signed_payload_arrives_and_verifies(db, receiver, django_capture_on_com
         notify("alert", subject="Rubber stamp", body="rev approved in 3 s", team="payments", data={"alert": 7})
     assert len(receiver.received) == 1
     got = receiver.received[0]
-    expected = "sha256=" + hmac.new(b"s3cret", got["body"], hashlib.sha256).hexdigest()
-    assert got["headers"]["X-Countersign-Signature"] == expected
+    stamp = got["headers"]["X-Countersign-Signature"].split(",")[0].removeprefix("t=")
+    expected = hmac.new(b"s3cret", stamp.encode() + b"." + got["body"], hashlib.sha256).hexdigest()
+    assert got["headers"]["X-Countersign-Signature"] == f"t={stamp},v1={expected}"
     assert got["json"]["kind"] == "alert" and got["json"]["data"] == {"alert": 7}
     message = OutboxMessage.objects.get()
     assert got["headers"]["X-Countersign-Delivery"] == str(message.pk)
@@ -40,7 +41,9 @@ def test_tampered_body_fails_verification(db, receiver, django_capture_on_commit
         notify("alert", subject="x", body="y")
     got = receiver.received[0]
     forged = got["body"].replace(b'"y"', b'"z"')
-    assert "sha256=" + hmac.new(b"s3cret", forged, hashlib.sha256).hexdigest() != got["headers"]["X-Countersign-Signature"]
+    stamp = got["headers"]["X-Countersign-Signature"].split(",")[0].removeprefix("t=")
+    digest = hmac.new(b"s3cret", stamp.encode() + b"." + forged, hashlib.sha256).hexdigest()
+    assert f"t={stamp},v1={digest}" != got["headers"]["X-Countersign-Signature"]
 
 
 def test_receiver_down_action_succeeds_and_delivery_is_retried_once(demo, receiver, django_capture_on_commit_callbacks):

@@ -158,6 +158,9 @@ API_ROWS = [
     Row("review-decide", "POST", "/api/v1/access-review-items/{review_item}/decide/",
         expect(404, mgr=200, **each(SEES_ALL, "403 missing_duty"), **ANON_401), body={"decision": "keep"}),
     # Alerts (V3, E2).
+    # The trail (V3): view_audit (or security_approve, or a superuser) reads it; others are told so.
+    Row("audit-events", "GET", "/api/v1/audit-events/", ALERT_LIST),
+    Row("audit-events-verify", "GET", "/api/v1/audit-events/verify/?from=1&to=1", ALERT_LIST),
     Row("alerts", "GET", "/api/v1/alerts/", ALERT_LIST),
     Row("alert", "GET", "/api/v1/alerts/{alert}/", ALERT_ONE),
     Row("alert-resolve", "POST", "/api/v1/alerts/{alert}/resolve/",
