@@ -60,7 +60,7 @@ soak: venv
 lint: venv
 	@echo "==> Lint: ruff (bugs) and bandit (security), both configured in pyproject.toml"
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases compliance bench -q
+	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases identity compliance bench -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "audit",
     "governance",
     "releases",
+    "identity",
     "compliance",
     "bench",
     "config.apps.SecurityConfig",

@@ -606,3 +606,31 @@ def _unregistered_deployment_alert(*, actor, environment: Environment, artifact:
         dedupe_key=dedupe_key, at=at,
     )
     return alert
+
+
+# --- Leavers ---------------------------------------------------------------------------------------
+
+
+def change_requests_withdraw_for_leaver(*, user, actor, reason: str, at: datetime) -> dict:
+    """A leaver (identity.services.leavers): the changes they authored that have not started
+    deploying are withdrawn (cancelled), and their approvals still counting towards a pending change
+    are withdrawn (made stale), so nothing they began or vouched for goes ahead after they left.
+    The caller holds the transaction; one event per change and per approval."""
+    withdrawn, approvals = [], []
+    authored = ChangeRequest.objects.filter(author_id=user.pk, state__in=states.TRANSITIONS["cancel"][0])
+    for pk in authored.order_by("pk").values_list("pk", flat=True):
+        cr = change_request_for_decision(pk, lock=True)
+        from_state = cr.state
+        _set(cr, state=S.CANCELLED, closed_at=at, close_reason=reason)
+        _record("change_request.withdrawn", cr, actor=actor, at=at, from_state=from_state, reason=reason,
+                author=user.username)
+        withdrawn.append(cr)
+    for approval in Approval.objects.select_for_update(of=("self",)).select_related(
+        "change_request__environment", "change_request__team"
+    ).filter(reviewer_id=user.pk, stale=False, change_request__state=S.PENDING).order_by("pk"):
+        _set(approval, stale=True)
+        cr = approval.change_request
+        _record("change_request.approval_withdrawn", cr, actor=actor, at=at, from_state=cr.state, reason=reason,
+                reviewer=user.username, approval=approval.pk, approval_revision=approval.revision)
+        approvals.append(approval)
+    return {"change_requests": withdrawn, "approvals": approvals}

@@ -423,3 +423,28 @@ def duties_used(*, actor, environment: Environment, duty_codes, at: datetime) ->
         user_id=actor.pk,
         role__duties__duty__in=list(duty_codes),
     ).update(last_used_at=at)
+
+
+def role_assignments_end_for_leaver(*, user, actor, reason: str, at: datetime) -> list[RoleAssignment]:
+    """A leaver (identity.services.leavers): every grant they hold ends now, through ``_end_grant``
+    like any other ending; their pending requests, and the pending grant requests they made for
+    other people, are withdrawn (rejected) so no second person can approve them after the
+    requester left. The caller holds the transaction; each ended grant is its own event."""
+    lock_user(user)
+    ended = []
+    rows = (
+        RoleAssignment.objects.select_for_update(of=("self",))
+        .select_related("user", "role", "team", "environment")
+        .filter(Q(user_id=user.pk, status__in=[Status.ACTIVE, Status.PENDING])
+                | Q(requested_by_id=user.pk, status=Status.PENDING))
+        .order_by("pk")
+    )
+    for assignment in rows:
+        if assignment.status == Status.ACTIVE:
+            _end_grant(assignment, Status.REVOKED, actor=actor, reason=reason, at=at, event="role.revoked",
+                       data={"reason": reason, "leaver": user.username})
+        else:
+            _end_grant(assignment, Status.REJECTED, actor=actor, reason=reason, at=at, event="role.grant_withdrawn",
+                       data={"reason": reason, "leaver": user.username})
+        ended.append(assignment)
+    return ended
