@@ -1,6 +1,4 @@
 """What the identity provider tells us about people and groups (SCIM), and how its groups map to roles."""
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -13,15 +11,14 @@ class Person(models.Model):
     (who inherits its open review items when it leaves), and when the provider deactivated it."""
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="person")
-    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     external_id = models.CharField(max_length=255, blank=True, db_index=True)
     oidc_issuer = models.CharField(max_length=255, blank=True)
     oidc_subject = models.CharField(max_length=255, blank=True)
     manager = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     provisioned = models.BooleanField(default=False, help_text="Created or updated by the provider (SCIM).")
     deactivated_at = models.DateTimeField(null=True, blank=True)
-    deactivated_by = models.CharField(max_length=32, blank=True, help_text="scim, admin or sso.")
-    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change: the SCIM ETag.")
+    deactivated_by = models.CharField(max_length=32, blank=True, help_text="scim or admin.")
+    scim_deleted = models.BooleanField(default=False, help_text="The provider sent DELETE: disabled, and gone from SCIM.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -36,11 +33,9 @@ class Person(models.Model):
 
 
 class ScimGroup(models.Model):
-    scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     display_name = models.CharField(max_length=255, unique=True)
     external_id = models.CharField(max_length=255, blank=True)
     members = models.ManyToManyField(User, blank=True, related_name="scim_groups")
-    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -64,10 +64,8 @@ def person_deactivate(*, user, actor=None, source: str, at: datetime | None = No
         user.save(update_fields=["is_active"])
     if was_active:
         if person is not None:
-            person.deactivated_at, person.deactivated_by = at, source
-            person.version += 1
-            person.updated_at = at
-            person.save(update_fields=["deactivated_at", "deactivated_by", "version", "updated_at"])
+            person.deactivated_at, person.deactivated_by, person.updated_at = at, source, at
+            person.save(update_fields=["deactivated_at", "deactivated_by", "updated_at"])
         audit.record("account.deactivated", actor=actor, target=user, at=at,
                      data={"user": user.get_username(), "source": source, "deactivated_at": at,
                            "external_id": person.external_id if person else ""})
