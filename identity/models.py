@@ -12,6 +12,8 @@ class Person(models.Model):
 
     user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="person")
     external_id = models.CharField(max_length=255, blank=True, db_index=True)
+    display_name = models.CharField(max_length=255, blank=True)
+    email_type = models.CharField(max_length=32, blank=True, help_text="The e-mail's SCIM type (work, home, ...).")
     oidc_issuer = models.CharField(max_length=255, blank=True)
     oidc_subject = models.CharField(max_length=255, blank=True)
     manager = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")

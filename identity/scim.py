@@ -35,6 +35,7 @@ from scim2_models import (
     Patch,
     PatchOp,
     ResourceType,
+    Required,
     ResponseParameters,
     SCIMException,
     ScimFilter,
@@ -56,9 +57,10 @@ MEDIA_TYPE = "application/scim+json"
 MAX_COUNT = 200
 # The attributes Countersign keeps; the published schemas name only these, so a client (and
 # scim2-tester) sends and expects back only what is stored.
-USER_ATTRIBUTES = {"userName", "name", "displayName", "active", "emails", "groups"}
-GROUP_ATTRIBUTES = {"displayName", "members"}
-ENTERPRISE_ATTRIBUTES = {"manager"}
+USER_ATTRIBUTES = {"userName": None, "name": {"givenName", "familyName"}, "displayName": None, "active": None,
+                   "emails": {"value", "type"}, "groups": None}
+GROUP_ATTRIBUTES = {"displayName": None, "members": {"value", "$ref", "type"}}
+ENTERPRISE_ATTRIBUTES = {"manager": None}
 
 
 # --- Answers ----------------------------------------------------------------------------------------
@@ -91,13 +93,13 @@ def _location(request, kind: str, pk) -> str:
 
 
 def user_resource(request, user, person: Person | None) -> ScimUser:
-    names = Name(given_name=user.first_name or None, family_name=user.last_name or None,
-                 formatted=(f"{user.first_name} {user.last_name}".strip() or None))
+    names = Name(given_name=user.first_name or None, family_name=user.last_name or None)
+    email_type = (person.email_type if person else "") or "work"
     resource = ScimUser(
         id=str(user.pk), external_id=(person.external_id or None) if person else None, user_name=user.username,
         name=names if (user.first_name or user.last_name) else None,
-        display_name=(user.get_full_name() or None), active=user.is_active,
-        emails=[Email(value=user.email, primary=True, type="work")] if user.email else None,
+        display_name=((person.display_name if person else "") or user.get_full_name() or None), active=user.is_active,
+        emails=[Email(value=user.email, type=email_type)] if user.email else None,
         groups=[{"value": str(g.pk), "display": g.display_name, "$ref": _location(request, "Groups", g.pk)}
                 for g in user.scim_groups.all()] or None,
     )
@@ -112,7 +114,7 @@ def user_resource(request, user, person: Person | None) -> ScimUser:
 
 def group_resource(request, group: ScimGroup) -> Group:
     resource = Group(id=str(group.pk), external_id=group.external_id or None, display_name=group.display_name,
-                     members=[GroupMember(value=str(u.pk), display=u.username, type="User",
+                     members=[GroupMember(value=str(u.pk), type="User",
                                           ref=_location(request, "Users", u.pk)) for u in group.members.order_by("pk")]
                      or None)
     resource.meta = Meta(resource_type="Group", location=_location(request, "Groups", group.pk),
@@ -201,9 +203,10 @@ def _precondition(request, current: dict) -> HttpResponse | None:
     return None
 
 
-def _params(request) -> ResponseParameters | None:
-    attributes = [a for a in request.GET.get("attributes", "").split(",") if a.strip()]
-    excluded = [a for a in request.GET.get("excludedAttributes", "").split(",") if a.strip()]
+def _params(request, query=None) -> ResponseParameters | None:
+    query = request.GET if query is None else query
+    attributes = [a for a in query.get("attributes", "").split(",") if a.strip()]
+    excluded = [a for a in query.get("excludedAttributes", "").split(",") if a.strip()]
     if not attributes and not excluded:
         return None
     return ResponseParameters(attributes=attributes or None, excluded_attributes=excluded or None)
@@ -217,17 +220,31 @@ _USER_COLUMNS = {"username": "username__iexact", "externalid": "person__external
 _GROUP_COLUMNS = {"displayname": "display_name__iexact", "externalid": "external_id", "id": "pk"}
 
 
-def _int(request, name, default):
+def _int(query, name, default):
     try:
-        return int(request.GET.get(name, default))
+        return int(query.get(name, default))
     except (TypeError, ValueError):
         raise ValidationError({name: ["Must be an integer."]}) from None
 
 
-def _list(request, queryset, build, model, columns):
-    start = max(_int(request, "startIndex", 1), 1)
-    count = min(max(_int(request, "count", 100), 0), MAX_COUNT)
-    text = request.GET.get("filter", "").strip()
+def _search_query(request) -> dict:
+    """POST .search (RFC 7644 3.4.3): the SearchRequest's parameters as a query string has them."""
+    body = _body(request)
+    query = {}
+    for name in ("filter", "startIndex", "count"):
+        if body.get(name) is not None:
+            query[name] = str(body[name])
+    for name in ("attributes", "excludedAttributes"):
+        if body.get(name):
+            query[name] = ",".join(body[name]) if isinstance(body[name], list) else str(body[name])
+    return query
+
+
+def _list(request, queryset, build, model, columns, query=None):
+    query = request.GET if query is None else query
+    start = max(_int(query, "startIndex", 1), 1)
+    count = min(max(_int(query, "count", 100), 0), MAX_COUNT)
+    text = query.get("filter", "").strip()
     if text:
         simple = _SIMPLE_EQ.match(text)
         column = columns.get(simple.group(1).lower()) if simple else None
@@ -252,7 +269,7 @@ def _list(request, queryset, build, model, columns):
     else:
         total = len(resources)
         page = resources[start - 1:start - 1 + count]
-    params = _params(request)
+    params = _params(request, query)
     return _json({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": total,
                   "startIndex": start, "itemsPerPage": len(page), "Resources": [_dump(r, params) for r in page]})
 
@@ -260,17 +277,21 @@ def _list(request, queryset, build, model, columns):
 # --- Users ----------------------------------------------------------------------------------------
 
 
-def _account(resource: ScimUser) -> provisioning.Account:
+def _account(resource: ScimUser, *, replacing: bool) -> provisioning.Account:
+    """``replacing``: the resource is the whole new state (PUT, or PATCH applied to the current
+    one), so a missing manager clears it; on creation a missing manager is simply none."""
     primary = next((e for e in (resource.emails or []) if e.primary), None) or next(iter(resource.emails or []), None)
-    manager = None
-    extension = resource[EnterpriseUser] if ENTERPRISE in (resource.schemas or []) or resource[EnterpriseUser] else None
-    if extension is not None:
-        manager = extension.manager.value if extension.manager and extension.manager.value else ""
+    extension = resource[EnterpriseUser]
+    manager = extension.manager.value if extension and extension.manager and extension.manager.value else ""
+    if not manager and not replacing:
+        manager = None
     name = resource.name
     return provisioning.Account(
         username=resource.user_name or "", email=str(primary.value) if primary and primary.value else "",
         first_name=(name.given_name or "") if name else "", last_name=(name.family_name or "") if name else "",
         active=resource.active, external_id=resource.external_id or "", manager_id=manager,
+        display_name=resource.display_name or "",
+        email_type=str(getattr(primary.type, "value", primary.type) or "") if primary and primary.type else "",
     )
 
 
@@ -280,6 +301,26 @@ def _parse_user(body: dict, ctx) -> ScimUser:
     if isinstance(extension, dict) and isinstance(extension.get("manager"), str):  # Entra sends a bare id
         body[ENTERPRISE] = {**extension, "manager": {"value": extension["manager"]}}
     return ScimUser.model_validate(body, scim_ctx=ctx) if ctx else ScimUser.model_validate(body)
+
+
+@scim_view
+def users_search(request, actor):
+    if request.method != "POST":
+        return error(405, "Use POST.")
+    return _list(request, _visible_users(), lambda u: user_resource(request, u, _person(u)), ScimUser, _USER_COLUMNS,
+                 _search_query(request))
+
+
+@scim_view
+def groups_search(request, actor):
+    if request.method != "POST":
+        return error(405, "Use POST.")
+    return _list(request, _groups(), lambda g: group_resource(request, g), Group, _GROUP_COLUMNS, _search_query(request))
+
+
+@scim_view
+def search_everything(request, actor):
+    return error(501, "Search one resource type at a time: POST /Users/.search or /Groups/.search.")
 
 
 def _user_or_404(pk):
@@ -294,7 +335,7 @@ def users(request, actor):
     if request.method != "POST":
         return error(405, "Use GET or POST.")
     resource = _parse_user(_body(request), None)
-    account = _account(resource)
+    account = _account(resource, replacing=False)
     with transaction.atomic():
         if provisioning.username_taken(account.username):
             return error(409, f"userName {account.username!r} is taken.", "uniqueness")
@@ -349,7 +390,7 @@ def user_detail(request, actor, pk):
             patch.patch(resource)
         else:
             return error(405, "Use GET, PUT, PATCH or DELETE.")
-        account = _account(resource)
+        account = _account(resource, replacing=True)
         if provisioning.username_taken(account.username, exclude_pk=user.pk):
             return error(409, f"userName {account.username!r} is taken.", "uniqueness")
         provisioning.account_update(actor=actor, user=user, account=account)
@@ -430,9 +471,16 @@ def group_detail(request, actor, pk):
 # --- Discovery -------------------------------------------------------------------------------------
 
 
-def _schema(model, keep: set[str]) -> dict:
+def _schema(model, keep: dict) -> dict:
+    """The model's schema, narrowed to what is stored. ``active`` is published as required: every
+    account is either active or disabled, and it cannot be removed."""
     schema = model.to_schema()
     schema.attributes = [a for a in schema.attributes if a.name in keep]
+    for attribute in schema.attributes:
+        if keep[attribute.name] and attribute.sub_attributes:
+            attribute.sub_attributes = [s for s in attribute.sub_attributes if s.name in keep[attribute.name]]
+        if attribute.name == "active":
+            attribute.required = Required.true
     data = schema.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
     data["meta"] = {"resourceType": "Schema", "location": f"/scim/v2/Schemas/{schema.id}"}
     return data

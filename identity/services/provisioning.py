@@ -5,7 +5,8 @@ whether the person is active; Countersign owns what they may do (grants, through
   through the provider), recorded as ``account.provisioned``.
 * ``active`` false (Entra's ``PATCH active=false``, Okta's ``PUT``/``PATCH``, or ``DELETE``) is a
   leaver: ``identity.services.leavers.person_deactivate``.
-* ``active`` true on a disabled account is a reactivation, which weakens the account control (K5):
+* ``active`` true on an account provisioned disabled and never active is its first activation.
+* ``active`` true on an account that was deactivated is a reactivation, which weakens the account control (K5):
   the provider cannot do it alone. The account stays disabled and an alert asks an administrator
   to reactivate it in the admin, where a second person approves.
 """
@@ -35,6 +36,8 @@ class Account:
     last_name: str = ""
     active: bool | None = None  # None: not said
     external_id: str = ""
+    display_name: str = ""
+    email_type: str = ""
     manager_id: str | None = None  # the manager's SCIM id (a user pk); "" clears it
 
 
@@ -76,10 +79,8 @@ def account_provision(*, actor, account: Account, at: datetime | None = None):
     user._countersign_control_change = True  # recorded below
     user.save()
     person = Person.objects.create(user=user, external_id=account.external_id, manager=_manager(account.manager_id),
+                                   display_name=account.display_name[:255], email_type=account.email_type[:32],
                                    provisioned=True, created_at=at, updated_at=at)
-    if not user.is_active:
-        person.deactivated_at, person.deactivated_by = at, "scim"
-        person.save(update_fields=["deactivated_at", "deactivated_by"])
     audit.record("account.provisioned", actor=actor, target=user, at=at,
                  data={"user": user.username, "email": user.email, "external_id": person.external_id,
                        "active": user.is_active, "manager": person.manager.username if person.manager else None,
@@ -99,18 +100,21 @@ def account_update(*, actor, user, account: Account, at: datetime | None = None)
     _clean(account)
     user = User.objects.select_for_update().get(pk=user.pk)
     person = Person.objects.select_for_update().filter(user=user).first() or person_of(user)
+    # Provisioned disabled and never deactivated: its first activation, not a reactivation.
+    never_active = person.provisioned and person.deactivated_at is None
     before = {"username": user.username, "email": user.email, "first_name": user.first_name,
-              "last_name": user.last_name, "external_id": person.external_id,
-              "manager": person.manager.username if person.manager else None}
+              "last_name": user.last_name, "external_id": person.external_id, "display_name": person.display_name,
+              "email_type": person.email_type, "manager": person.manager.username if person.manager else None}
     user.username = account.username.strip()
     user.email = User.objects.normalize_email(account.email)
     user.first_name, user.last_name = account.first_name[:150], account.last_name[:150]
     person.external_id = account.external_id
+    person.display_name, person.email_type = account.display_name[:255], account.email_type[:32]
     if account.manager_id is not None:
         person.manager = _manager(account.manager_id)
     after = {"username": user.username, "email": user.email, "first_name": user.first_name,
-             "last_name": user.last_name, "external_id": person.external_id,
-             "manager": person.manager.username if person.manager else None}
+             "last_name": user.last_name, "external_id": person.external_id, "display_name": person.display_name,
+             "email_type": person.email_type, "manager": person.manager.username if person.manager else None}
     changed = sorted(k for k in after if before[k] != after[k])
     if changed:
         user._countersign_control_change = True  # recorded below
@@ -122,6 +126,12 @@ def account_update(*, actor, user, account: Account, at: datetime | None = None)
                            "before": {k: before[k] for k in changed}, "after": {k: after[k] for k in changed}})
     if account.active is False and user.is_active:
         person_deactivate(user=user, actor=actor, source="scim", at=at)
+    elif account.active is True and not user.is_active and never_active:
+        user.is_active = True
+        user._countersign_control_change = True  # recorded below
+        user.save(update_fields=["is_active"])
+        audit.record("account.activated_by_provider", actor=actor, target=user, at=at,
+                     data={"user": user.username, "first_activation": True})
     elif account.active is True and not user.is_active:
         raise_alert("scim_reactivation_refused", severity="high", actor=user, at=at,
                     subject=f"The identity provider reactivated {user.username}; reactivate it in the admin (four eyes)",

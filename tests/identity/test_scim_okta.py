@@ -35,8 +35,9 @@ def test_okta_user_lifecycle(demo):
     assert again.status_code == 409 and again.body["scimType"] == "uniqueness"
 
     read = scim.get(f"/Users/{uid}")
-    assert read.status_code == 200 and read.body["name"] == {"givenName": "Ada", "familyName": "Lovelace",
-                                                              "formatted": "Ada Lovelace"}
+    assert read.status_code == 200 and read.body["name"] == {"givenName": "Ada", "familyName": "Lovelace"}
+    assert read.body["displayName"] == "Ada Lovelace" and read.body["emails"] == [
+        {"value": "ada@example.org", "type": "work"}]
 
     replaced = scim.put(f"/Users/{uid}", {**okta_user("ada@example.org", family="King"), "id": uid})
     assert replaced.status_code == 200 and replaced.body["name"]["familyName"] == "King"
