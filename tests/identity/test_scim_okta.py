@@ -41,7 +41,7 @@ def test_okta_user_lifecycle(demo):
 
     replaced = scim.put(f"/Users/{uid}", {**okta_user("ada@example.org", family="King"), "id": uid})
     assert replaced.status_code == 200 and replaced.body["name"]["familyName"] == "King"
-    assert AuditEvent.objects.filter(action="account.updated_by_provider", data__changed=["last_name"]).exists()
+    assert AuditEvent.objects.filter(action="account.updated_by_provider", data__changed=["display_name", "last_name"]).exists()
 
     stale = scim.put(f"/Users/{uid}", okta_user("ada@example.org", family="Byron"), HTTP_IF_MATCH=read["ETag"])
     assert stale.status_code == 412
