@@ -306,7 +306,7 @@ def change_request_update(
 
 
 def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime,
-            revision: int | None) -> ChangeRequest:
+            revision: int | None, step_up: dict | None = None) -> ChangeRequest:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
@@ -346,8 +346,9 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         event = "change_request.rejected"
     else:
         event = "change_request.approved" if cr.state == S.APPROVED else "change_request.approval_recorded"
+    extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
-            security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call)
+            security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
     return change_request_for_decision(cr.pk)
 
 
@@ -362,22 +363,22 @@ def revision_changed(seen: int, current: int) -> InvalidState:
 @audit.deferred()
 def change_request_approve(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
-    revision: int | None = None, at: datetime | None = None,
+    revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
 ) -> ChangeRequest:
     """C2–C4, C11: approve ``revision``, which must still be the current one (the portal and the API
     always name it; without it, whatever is current when the lock is taken)."""
     return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision)
+                   at=at or timezone.now(), revision=revision, step_up=step_up)
 
 
 @audit.deferred()
 def change_request_reject(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
-    revision: int | None = None, at: datetime | None = None,
+    revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
 ) -> ChangeRequest:
     """C2, C4: any rejection closes the request."""
     return _decide(actor, change_request, decision=Approval.Decision.REJECTED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision)
+                   at=at or timezone.now(), revision=revision, step_up=step_up)
 
 
 @transaction.atomic
@@ -400,10 +401,13 @@ def change_request_cancel(
 
 
 @transaction.atomic
-def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None = None) -> None:
-    """A sign-off attempt whose password did not match: recorded, nothing else changes."""
+def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None = None, reasons=(),
+                   step_up: dict | None = None) -> None:
+    """A sign-off attempt whose password did not match, or whose step-up at the provider was not
+    enough (``reasons``, ``step_up``: what the provider said): recorded, nothing else changes."""
     cr = change_request_for_decision(change_request.pk)
-    _record("change_request.signoff_failed", cr, actor=actor, at=at or timezone.now(), from_state=cr.state)
+    extra = {"reasons": list(reasons), "step_up": step_up} if step_up or reasons else {}
+    _record("change_request.signoff_failed", cr, actor=actor, at=at or timezone.now(), from_state=cr.state, **extra)
 
 
 # --- Deployments ---------------------------------------------------------------------------------
