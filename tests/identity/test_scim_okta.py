@@ -125,3 +125,11 @@ def test_break_glass_superusers_are_not_the_providers(demo):
     names = {r["userName"] for r in scim.get("/Users?count=200").body["Resources"]}
     assert "admin" not in names and "dev" in names
     assert scim.get(f"/Users/{demo.admin.pk}").status_code == 404
+
+
+def test_group_mappings_are_set_with_a_recorded_command(demo):
+    from django.core.management import call_command
+
+    call_command("map_group", "cs-reviewers", "reviewer", "payments", "staging", stdout=open("/dev/null", "w"))
+    assert GroupRoleMapping.objects.filter(group_name="cs-reviewers", role__slug="reviewer").exists()
+    assert AuditEvent.objects.filter(action="identity.group_mapping_added", data__group="cs-reviewers").exists()
