@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench soak venv migrate static clean lint
+.PHONY: run test bench soak venv migrate static clean lint oidc-provider
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> Creating virtualenv in $(VENV) and installing requirements"
@@ -41,7 +41,17 @@ run: migrate static
 	echo "==> Serving on http://127.0.0.1:8000 (log in as mgr / countersign-demo; Ctrl-C to stop)"; \
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-test: static
+# The real OpenID provider the single sign-on browser tests run on 127.0.0.1 (npm oidc-provider,
+# pinned in tests/e2e/oidc/package-lock.json; Node.js 20 or later).
+OIDC_PROVIDER := tests/e2e/oidc/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
+	@echo "==> Installing the test OpenID provider (npm ci in tests/e2e/oidc)"
+	@npm ci --prefix tests/e2e/oidc --no-audit --no-fund --silent
+	@touch $(OIDC_PROVIDER)
+
+oidc-provider: $(OIDC_PROVIDER)
+
+test: static $(OIDC_PROVIDER)
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
 	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
@@ -60,7 +70,7 @@ soak: venv
 lint: venv
 	@echo "==> Lint: ruff (bugs) and bandit (security), both configured in pyproject.toml"
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases compliance bench -q
+	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases identity compliance bench -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

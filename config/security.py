@@ -49,6 +49,20 @@ def _docs_policy() -> str:
     })
 
 
+def _provider_origin() -> str:
+    """With single sign-on, the sign-off form's redirect goes to the provider (form-action)."""
+    from urllib.parse import urlsplit
+
+    if not settings.OIDC_ENABLED:
+        return ""
+    url = urlsplit(settings.OIDC_OP_AUTHORIZATION_ENDPOINT)
+    return f"{url.scheme}://{url.netloc}" if url.scheme and url.netloc else ""
+
+
+def default_policy() -> str:
+    return _policy({**CSP, "form-action": f"'self' {_provider_origin()}".strip()})
+
+
 DEFAULT_POLICY = _policy(CSP)
 
 
@@ -61,7 +75,7 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        policy = self.docs_policy if request.path.startswith(API_DOCS_PATH) else DEFAULT_POLICY
+        policy = self.docs_policy if request.path.startswith(API_DOCS_PATH) else default_policy()
         response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "audit",
     "governance",
     "releases",
+    "identity",
     "compliance",
     "bench",
     "config.apps.SecurityConfig",
@@ -107,6 +108,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "identity.sso.context",
             ],
         },
     },
@@ -131,6 +133,46 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc; docs/identity.md) ----------------------
+# Off unless OIDC_RP_CLIENT_ID is set: then people sign in through the provider, local passwords
+# work only for the break-glass superusers (each use raises an alert) unless OIDC_LOCAL_PASSWORDS,
+# and sign-off steps up at the provider (prompt=login, max_age=0, acr_values) instead of asking
+# for the password again.
+OIDC_ENABLED = bool(os.environ.get("OIDC_RP_CLIENT_ID"))
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "").rstrip("/")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", f"{OIDC_OP_ISSUER}/authorize")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", f"{OIDC_OP_ISSUER}/token")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", f"{OIDC_OP_ISSUER}/userinfo")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", f"{OIDC_OP_ISSUER}/jwks")
+OIDC_OP_LOGOUT_ENDPOINT = os.environ.get("OIDC_OP_LOGOUT_ENDPOINT", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", False)  # accounts come from SCIM
+OIDC_TIMEOUT = 10
+OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
+OIDC_LOCAL_PASSWORDS = env_bool("OIDC_LOCAL_PASSWORDS", False)
+# Sign-off step-up: the acr values asked for (acr_values) and accepted, per environment tier, and
+# the amr values of which one must be present ("*": any tier). Empty: any acr/amr.
+OIDC_SIGNOFF_ACR = {
+    "production": [v for v in os.environ.get("OIDC_SIGNOFF_ACR_PRODUCTION", "").split(",") if v],
+    "*": [v for v in os.environ.get("OIDC_SIGNOFF_ACR", "").split(",") if v],
+}
+OIDC_SIGNOFF_AMR = {
+    "production": [v for v in os.environ.get("OIDC_SIGNOFF_AMR_PRODUCTION", "").split(",") if v],
+    "*": [v for v in os.environ.get("OIDC_SIGNOFF_AMR", "").split(",") if v],
+}
+OIDC_SIGNOFF_MAX_SECONDS = int(os.environ.get("OIDC_SIGNOFF_MAX_SECONDS", "600"))  # a sign-off's round trip
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS = [
+        "config.lockout.LockoutBackend",
+        "identity.sso.ProviderBackend",
+        "identity.sso.LocalPasswordBackend",
+        "guardian.backends.ObjectPermissionBackend",
+    ]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

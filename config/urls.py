@@ -26,6 +26,9 @@ urlpatterns = [
     path("api/v1/", include("governance.access_reviews.api")),
     path("api/v1/", include("compliance.api.urls")),
     path("evidence/", include("compliance.urls")),
+    path("scim/v2/", include("identity.urls")),
+    path("", include("identity.sso_urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("releases.urls")),
 ]
 if settings.API_DOCS:  # Swagger UI loads third-party JS from a CDN: opt-in in production (config/security.py)

@@ -35,6 +35,13 @@ class SignoffForm(ServiceErrorsMixin, forms.Form):
     )
     revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
+    def __init__(self, *args, password: bool = True, **kwargs):
+        """``password=False``: single sign-on is on and the decision is signed by signing in again
+        at the provider (identity.sso), not by a password."""
+        super().__init__(*args, **kwargs)
+        if not password:
+            del self.fields["password"]
+
     def clean(self):
         data = super().clean()
         if data.get("decision") == REJECT and not (data.get("comment") or "").strip():

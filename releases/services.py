@@ -307,7 +307,7 @@ def change_request_update(
 
 
 def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime,
-            revision: int | None) -> ChangeRequest:
+            revision: int | None, step_up: dict | None = None) -> ChangeRequest:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
@@ -347,8 +347,9 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         event = "change_request.rejected"
     else:
         event = "change_request.approved" if states.is_approved(cr.state) else "change_request.approval_recorded"
+    extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
-            security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call)
+            security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
     return change_request_for_decision(cr.pk)
 
 
@@ -363,22 +364,22 @@ def revision_changed(seen: int, current: int) -> InvalidState:
 @audit.deferred()
 def change_request_approve(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
-    revision: int | None = None, at: datetime | None = None,
+    revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
 ) -> ChangeRequest:
     """C2–C4, C11: approve ``revision``, which must still be the current one (the portal and the API
     always name it; without it, whatever is current when the lock is taken)."""
     return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision)
+                   at=at or timezone.now(), revision=revision, step_up=step_up)
 
 
 @audit.deferred()
 def change_request_reject(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
-    revision: int | None = None, at: datetime | None = None,
+    revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
 ) -> ChangeRequest:
     """C2, C4: any rejection closes the request."""
     return _decide(actor, change_request, decision=Approval.Decision.REJECTED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision)
+                   at=at or timezone.now(), revision=revision, step_up=step_up)
 
 
 @transaction.atomic
@@ -401,10 +402,13 @@ def change_request_cancel(
 
 
 @transaction.atomic
-def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None = None) -> None:
-    """A sign-off attempt whose password did not match: recorded, nothing else changes."""
+def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None = None, reasons=(),
+                   step_up: dict | None = None) -> None:
+    """A sign-off attempt whose password did not match, or whose step-up at the provider was not
+    enough (``reasons``, ``step_up``: what the provider said): recorded, nothing else changes."""
     cr = change_request_for_decision(change_request.pk)
-    _record("change_request.signoff_failed", cr, actor=actor, at=at or timezone.now(), from_state=cr.state)
+    extra = {"reasons": list(reasons), "step_up": step_up} if step_up or reasons else {}
+    _record("change_request.signoff_failed", cr, actor=actor, at=at or timezone.now(), from_state=cr.state, **extra)
 
 
 # --- Deployments ---------------------------------------------------------------------------------
@@ -609,3 +613,31 @@ def _unregistered_deployment_alert(*, actor, environment: Environment, artifact:
         dedupe_key=dedupe_key, at=at,
     )
     return alert
+
+
+# --- Leavers ---------------------------------------------------------------------------------------
+
+
+def change_requests_withdraw_for_leaver(*, user, actor, reason: str, at: datetime) -> dict:
+    """A leaver (identity.services.leavers): the changes they authored that have not started
+    deploying are withdrawn (cancelled), and their approvals still counting towards a pending change
+    are withdrawn (made stale), so nothing they began or vouched for goes ahead after they left.
+    The caller holds the transaction; one event per change and per approval."""
+    withdrawn, approvals = [], []
+    authored = ChangeRequest.objects.filter(author_id=user.pk, state__in=states.TRANSITIONS["cancel"][0])
+    for pk in authored.order_by("pk").values_list("pk", flat=True):
+        cr = change_request_for_decision(pk, lock=True)
+        from_state = cr.state
+        _set(cr, state=S.CANCELLED, closed_at=at, close_reason=reason)
+        _record("change_request.withdrawn", cr, actor=actor, at=at, from_state=from_state, reason=reason,
+                author=user.username)
+        withdrawn.append(cr)
+    for approval in Approval.objects.select_for_update(of=("self",)).select_related(
+        "change_request__environment", "change_request__team"
+    ).filter(reviewer_id=user.pk, stale=False, change_request__state=S.PENDING).order_by("pk"):
+        _set(approval, stale=True)
+        cr = approval.change_request
+        _record("change_request.approval_withdrawn", cr, actor=actor, at=at, from_state=cr.state, reason=reason,
+                reviewer=user.username, approval=approval.pk, approval_revision=approval.revision)
+        approvals.append(approval)
+    return {"change_requests": withdrawn, "approvals": approvals}

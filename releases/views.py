@@ -8,6 +8,7 @@ No page needs JavaScript.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -305,7 +306,13 @@ def change_request_signoff(request, pk: int):
     user, at = request.user, timezone.now()
     cr = _visible_or_404(user, pk, at)
     if request.method != "POST":
-        return _signoff_page(request, cr, at, SignoffForm(initial={"revision": cr.revision}))
+        return _signoff_page(request, cr, at, SignoffForm(initial={"revision": cr.revision},
+                                                          password=not settings.OIDC_ENABLED))
+    if settings.OIDC_ENABLED:  # the form posts to the provider's step-up (identity.sso), never here
+        form = SignoffForm(request.POST, password=False)
+        form.is_valid()
+        form.add_error(None, "With single sign-on, a decision is signed by signing in again at the provider.")
+        return _signoff_page(request, cr, at, form, status=400)
     if not lockout.signoff_allowed(request, user):  # too many wrong passwords: not even checked
         return lockout.lockout_response(request)
     form = SignoffForm(request.POST)

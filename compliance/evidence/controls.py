@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from compliance.evidence import datasets as ds
 from compliance.evidence.control_history import PolicyBaseline
+from compliance.evidence.leaver_offboarding import LEAVER_OFFBOARDING
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ SOX = (
         "an expiry; revocations are recorded; every grant was reviewed in a campaign with a recorded decision; "
         "leavers' grants ended; changes to roles, accounts and conflict rules that widen access took effect "
         "only with a second person's approval.",
-        ((ds.ROLE_GRANTS, None), (ds.ACCESS_REVIEWS, None), (ds.LEAVERS, None), (ds.CONTROL_CHANGES, None)),
+        ((ds.ROLE_GRANTS, None), (ds.ACCESS_REVIEWS, None), (ds.LEAVERS, None), (LEAVER_OFFBOARDING, None),
+         (ds.CONTROL_CHANGES, None)),
     ),
 )
 

@@ -238,3 +238,39 @@ def access_reviews_close_overdue(*, at: datetime | None = None, grace: timedelta
         access_review_close(review=review, at=at)
         closed += 1
     return closed
+
+
+def access_review_items_reassign_for_leaver(*, leaver, manager, actor, at: datetime) -> list:
+    """A leaver's undecided items of open campaigns go to their manager (identity.services.leavers):
+    ``manager`` if it is another enabled account, else a manager of the grant's team, else security
+    (as for items nobody else may review). One event per item; the new reviewer is told."""
+    from audit.notifications import notify
+    from governance.models import AccessReview, AccessReviewItem, Membership
+
+    items = list(
+        AccessReviewItem.objects.select_for_update(of=("self",))
+        .select_related("assignment__team", "assignment__user", "review")
+        .filter(reviewer_id=leaver.pk, decision="", review__status=AccessReview.Status.OPEN)
+        .order_by("pk")
+    )
+    usable = manager is not None and manager.is_active and manager.pk != leaver.pk
+    for item in items:
+        reviewer = manager if usable and manager.pk != item.assignment.user_id else None
+        if reviewer is None:
+            reviewer = next(
+                (m.user for m in Membership.objects.select_related("user").filter(
+                    team_id=item.assignment.team_id, is_manager=True, user__is_active=True).order_by("user_id")
+                 if m.user_id not in (leaver.pk, item.assignment.user_id)),
+                None,
+            )
+        item.reviewer = reviewer
+        item.reviewer_is_security = reviewer is None
+        item.save(update_fields=["reviewer", "reviewer_is_security"])
+        to = reviewer.username if reviewer is not None else "security"
+        audit.record("access_review.item_reassigned", actor=actor, target=item, team=item.assignment.team.slug,
+                     data={"review": item.review_id, "from": leaver.username, "to": to, "reason": "reviewer left"},
+                     at=at)
+        notify("access_review", subject="Access review items reassigned to you", team=item.assignment.team.slug,
+               body=f"Review item #{item.pk} of {item.review.name} was {leaver.username}'s, who left; it is yours now.",
+               recipients=[reviewer.email] if reviewer is not None else duty_holders_emails(duties.SECURITY_APPROVE, at=at))
+    return items

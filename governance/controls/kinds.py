@@ -24,6 +24,7 @@ from governance.controls.registry import (
     switched_off,
     switched_on,
 )
+from governance.signals import account_deactivated
 from governance.models import ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 
 TIER_RANK = {Environment.Tier.DEVELOPMENT: 0, Environment.Tier.STAGING: 1, Environment.Tier.PRODUCTION: 2}
@@ -188,8 +189,12 @@ def _account_weakens(before: dict | None, after: dict | None) -> list[Weakening]
     )(before, after)
 
 
-def _invite(user, before, after, at) -> None:
-    """A new account gets no password from anyone: its owner sets one through a one-time link."""
+def _after_account_change(user, before, after, at) -> None:
+    """A new account gets no password from anyone: its owner sets one through a one-time link. A
+    disabled account is a leaver: the layers above end everything it held (identity's leaver
+    service, through ``governance.signals.account_deactivated``) in this same transaction."""
+    if before is not None and before.get("is_active") and after is not None and not after.get("is_active"):
+        account_deactivated.send(sender=type(user), user=user, actor=None, source="admin", at=at)
     if before is None:
         from governance.services.accounts import password_reset_issue
 
@@ -206,7 +211,7 @@ ACCOUNT = register(ControlKind(
     scope=_everywhere,
     authority=ACCOUNTS,
     weakens=_account_weakens,
-    after_apply=_invite,
+    after_apply=_after_account_change,
     subject=lambda user, after: user,
     exclude_from_clean=("password",),
     describe=lambda user: user.get_username(),

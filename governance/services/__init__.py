@@ -11,6 +11,7 @@ package's public face: callers write ``services.role_grant(...)``.
 from governance.access_reviews.services import (
     access_review_close,
     access_review_item_decide,
+    access_review_items_reassign_for_leaver,
     access_review_start,
     access_reviews_close_overdue,
     access_reviews_escalate,
@@ -28,19 +29,22 @@ from governance.services.grants import (
     role_assignment_bootstrap,
     role_assignment_reject,
     role_assignment_revoke,
+    role_assignment_end_provisioned,
+    role_assignments_end_for_leaver,
+    role_grant_provisioned,
     role_assignments_expire_due,
     role_duties,
     role_grant,
 )
 from governance.services.organisation import membership_remove, membership_set, user_provision
-from governance.services.tokens import api_token_create, api_token_revoke, api_token_touch
+from governance.services.tokens import api_token_create, api_token_revoke, api_token_touch, api_tokens_revoke_for_leaver
 
 __all__ = [
-    "Conflict", "access_review_close", "access_review_item_decide", "access_review_start",
+    "Conflict", "access_review_close", "access_review_item_decide", "access_review_items_reassign_for_leaver", "access_review_start",
     "access_reviews_close_overdue", "access_reviews_escalate", "api_token_create", "api_token_revoke",
-    "api_token_touch", "duties_used", "duty_holders_emails", "find_conflicts", "is_privileged", "lock_user",
+    "api_token_touch", "api_tokens_revoke_for_leaver", "duties_used", "duty_holders_emails", "find_conflicts", "is_privileged", "lock_user",
     "max_privileged_lifetime", "membership_remove", "membership_set", "role_assignment_approve",
-    "role_assignment_bootstrap", "role_assignment_reject", "role_assignment_revoke", "role_assignments_expire_due",
+    "role_assignment_bootstrap", "role_assignment_reject", "role_assignment_revoke", "role_assignment_end_provisioned", "role_assignments_end_for_leaver", "role_grant_provisioned", "role_assignments_expire_due",
     "role_duties", "role_grant", "sod_exception_approve", "sod_exception_request", "sod_exception_revoke",
     "user_provision",
 ]

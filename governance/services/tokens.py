@@ -59,3 +59,15 @@ def api_token_touch(token: ApiToken, *, at: datetime | None = None) -> None:
     if token.last_used_at is None or at - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=at)
         token.last_used_at = at
+
+
+def api_tokens_revoke_for_leaver(*, user, actor, reason: str, at: datetime) -> list[ApiToken]:
+    """A leaver's keys all end at once (identity.services.leavers); one event per key."""
+    tokens = list(ApiToken.objects.select_for_update().filter(user_id=user.pk, revoked_at__isnull=True).order_by("pk"))
+    for token in tokens:
+        token.revoked_at = at
+        token.save(update_fields=["revoked_at"])
+        audit.record("api_token.revoked", actor=actor, target=token, at=at,
+                     data={"user": user.username, "prefix": token.prefix, "reason": reason, "leaver": True,
+                           "was_expired": token.expires_at is not None and token.expires_at <= at})
+    return tokens

@@ -387,8 +387,38 @@ ADMIN_SITE_ROWS = [
 ]
 
 
+# --- Identity (issue 17): SCIM answers only a provisioning token (no persona's API key is one), the
+# OIDC endpoints redirect (to the provider, or back after a failed answer), the sign-off step-up
+# needs a session and a waiting sign-off.
+SCIM_401 = expect(401)
+IDENTITY_ROWS = [
+    Row("scim-config", "GET", "/scim/v2/ServiceProviderConfig", SCIM_401),
+    Row("scim-schemas", "GET", "/scim/v2/Schemas", SCIM_401),
+    Row("scim-schema", "GET", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", SCIM_401),
+    Row("scim-resource-types", "GET", "/scim/v2/ResourceTypes", SCIM_401),
+    Row("scim-resource-type", "GET", "/scim/v2/ResourceTypes/User", SCIM_401),
+    Row("scim-users", "GET", "/scim/v2/Users", SCIM_401),
+    Row("scim-users-create", "POST", "/scim/v2/Users", SCIM_401, body={"userName": "intruder@example.com"}),
+    Row("scim-users-search", "POST", "/scim/v2/Users/.search", SCIM_401, body={}),
+    Row("scim-user", "GET", "/scim/v2/Users/{user_dev}", SCIM_401),
+    Row("scim-user-deactivate", "PATCH", "/scim/v2/Users/{user_dev}", SCIM_401,
+        body={"Operations": [{"op": "replace", "value": {"active": False}}]}),
+    Row("scim-user-delete", "DELETE", "/scim/v2/Users/{user_dev}", SCIM_401),
+    Row("scim-groups", "GET", "/scim/v2/Groups", SCIM_401),
+    Row("scim-groups-search", "POST", "/scim/v2/Groups/.search", SCIM_401, body={}),
+    Row("scim-group", "GET", "/scim/v2/Groups/1", SCIM_401),
+    Row("scim-search-all", "POST", "/scim/v2/.search", SCIM_401, body={}),
+    Row("scim-unknown", "GET", "/scim/v2/Nothing", expect(404)),
+    Row("oidc-authenticate", "GET", "/oidc/authenticate/", expect(302), kind="page"),
+    Row("oidc-callback", "GET", "/oidc/callback/", expect(302), kind="page"),
+    Row("oidc-logout", "POST", "/oidc/logout/", expect(302), kind="page"),
+    Row("sso-signoff-start", "POST", "/sso/signoff/{cr_prod_pending}/", expect(302), kind="page"),
+    Row("sso-signoff-callback", "GET", "/sso/signoff/callback/", expect(400, anonymous=TO_LOGIN), kind="page"),
+]
+
+
 def all_rows() -> list[Row]:
-    return API_ROWS + PAGE_ROWS + ADMIN_SITE_ROWS + admin_rows()
+    return API_ROWS + PAGE_ROWS + ADMIN_SITE_ROWS + admin_rows() + IDENTITY_ROWS
 
 
 # --- The world ----------------------------------------------------------------------------------------
