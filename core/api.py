@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -103,3 +104,29 @@ def not_found(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
+
+
+# --- The error shapes of API.md, for every module's OpenAPI declarations ------------------------
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RefusalSerializer(serializers.Serializer):
+    """403 and 409 bodies (API.md)."""
+
+    detail = serializers.CharField()
+    reasons = ReasonSerializer(many=True)
+
+
+class DetailSerializer(serializers.Serializer):
+    """401 and 404 bodies (API.md)."""
+
+    detail = serializers.CharField()
+
+
+# Response declarations every API module shares (API.md's error shapes).
+UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
+FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}

@@ -13,41 +13,22 @@ from rest_framework.response import Response
 from compliance import alerts as services
 from compliance.api.serializers import AlertResolveSerializer, AlertSerializer
 from audit.models import Alert
-from core.api import validated
+from core.api import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer, validated
 from core.viewsets import VisibleObjectViewSet
 from core.memo import per_request
 from governance import duties
 from governance.selectors import has_duty
 
-# The API's error bodies (config/api.py), described inline: the audit app does not import the
-# governance API's serializers that name them.
-_DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
-_REFUSAL = {
-    "type": "object",
-    "properties": {
-        "detail": {"type": "string"},
-        "reasons": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                "required": ["code", "message"],
-            },
-        },
-    },
-    "required": ["detail", "reasons"],
-}
-UNAUTHENTICATED = OpenApiResponse(_DETAIL, description="No, bad, expired or revoked credentials.")
-NOT_FOUND = OpenApiResponse(_DETAIL, description="Does not exist, or the caller may not read alerts.")
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist, or the caller may not read alerts.")
 INVALID = OpenApiResponse(
-    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+    FIELD_ERRORS,
     description="Field errors: `{field: [message, …]}`.",
 )
 MAY_NOT_READ = OpenApiResponse(
-    _REFUSAL, description="`missing_duty`: reading alerts needs view_audit or security_approve."
+    RefusalSerializer, description="`missing_duty`: reading alerts needs view_audit or security_approve."
 )
-MAY_NOT_RESOLVE = OpenApiResponse(_REFUSAL, description="`missing_duty`: resolving an alert needs security_approve.")
-CONFLICT = OpenApiResponse(_REFUSAL, description="The alert is already resolved (`invalid_state`).")
+MAY_NOT_RESOLVE = OpenApiResponse(RefusalSerializer, description="`missing_duty`: resolving an alert needs security_approve.")
+CONFLICT = OpenApiResponse(RefusalSerializer, description="The alert is already resolved (`invalid_state`).")
 
 
 def _alert_duties(request) -> dict[str, bool]:

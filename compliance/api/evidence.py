@@ -13,22 +13,22 @@ from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from compliance.api.alerts import _REFUSAL, INVALID, UNAUTHENTICATED
+from compliance.api.alerts import INVALID
 from compliance.evidence import services
 from compliance.evidence.responses import bundle_response
 from audit.models import EvidenceExport
-from core.api import NoBody, StrictSerializer, validated
+from core.api import UNAUTHENTICATED, DetailSerializer, NoBody, RefusalSerializer, StrictSerializer, validated
 from core.viewsets import VisibleObjectViewSet
 from core.memo import per_request
 
 NOT_FOUND = OpenApiResponse(
-    {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+    DetailSerializer,
     description="Does not exist, or the caller does not hold export_evidence.",
 )
-MISSING_DUTY = OpenApiResponse(_REFUSAL, description="`missing_duty`: evidence exports need export_evidence.")
-NOT_FAILED = OpenApiResponse(_REFUSAL, description="Only a failed export can be retried (`invalid_state`).")
+MISSING_DUTY = OpenApiResponse(RefusalSerializer, description="`missing_duty`: evidence exports need export_evidence.")
+NOT_FAILED = OpenApiResponse(RefusalSerializer, description="Only a failed export can be retried (`invalid_state`).")
 NOT_READY = OpenApiResponse(
-    _REFUSAL, description="The bundle is not built yet, or its file is gone (`invalid_state`)."
+    RefusalSerializer, description="The bundle is not built yet, or its file is gone (`invalid_state`)."
 )
 
 

@@ -16,7 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from core.api import validated
+from core.api import validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from core.viewsets import VisibleObjectViewSet
 from governance.access_reviews import services, visibility
 from governance.access_reviews.serializers import (
@@ -26,7 +26,6 @@ from governance.access_reviews.serializers import (
     AccessReviewSerializer,
 )
 from governance.api.filters import IdFilter
-from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from governance.models import AccessReview, AccessReviewItem
 
 NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller.")

@@ -7,10 +7,9 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api import StrictSerializer, validated
+from core.api import StrictSerializer, validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from core.viewsets import VisibleObjectViewSet
 from governance import selectors
-from governance.api.serializers import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from governance.controls import services
 from governance.models import ControlChange
 

@@ -1,7 +1,6 @@
 """Input serializers check the shape of a request; output serializers render. The rules live in
 ``governance.services``: nothing here decides who may do what."""
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from core.api import StrictSerializer
@@ -101,25 +100,4 @@ class RoleAssignmentRevokeSerializer(StrictSerializer):
     reason = serializers.CharField(help_text="Why the grant is revoked.")
 
 
-class ReasonSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-
-class RefusalSerializer(serializers.Serializer):
-    """403 and 409 bodies (API.md)."""
-
-    detail = serializers.CharField()
-    reasons = ReasonSerializer(many=True)
-
-
-class DetailSerializer(serializers.Serializer):
-    """401 and 404 bodies (API.md)."""
-
-    detail = serializers.CharField()
-
-
-# Response declarations every API module shares (API.md's error shapes).
-UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
-FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 

@@ -8,16 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.api import NoBody, validated
+from core.api import NoBody, validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from core.viewsets import VisibleObjectViewSet
 from governance import selectors, services
 from governance.api.filters import RoleAssignmentFilter
 from governance.api.serializers import (
-    FIELD_ERRORS,
-    UNAUTHENTICATED,
-    DetailSerializer,
     EnvironmentSerializer,
-    RefusalSerializer,
     RoleAssignmentCreateSerializer,
     RoleAssignmentRejectSerializer,
     RoleAssignmentRevokeSerializer,

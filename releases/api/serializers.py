@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.api import StrictSerializer
-from governance.api.serializers import NameField, ReasonSerializer
+from core.api import StrictSerializer, ReasonSerializer
+from governance.api.serializers import NameField
 from governance.models import Environment, Team
 from releases.models import Approval, ChangeRequest, Deployment
 

@@ -8,10 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import NoBody, validated
+from core.api import NoBody, validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from core.memo import per_request
 from core.viewsets import VisibleObjectViewSet
-from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from releases import policy, selectors, services
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
 from releases.api.serializers import (
