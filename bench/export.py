@@ -28,12 +28,12 @@ def copy_floor(export) -> dict:
     from django.db import connection
 
     from compliance.evidence import controls
-    from compliance.evidence.datasets import Context, load_policy_history
+    from compliance.evidence.datasets import Context, load_lookups
     from compliance.evidence.services import period_bounds
 
     start, end = period_bounds(export)
     ctx = Context(start=start, end=end, generated_at=start, head_sequence=0)
-    load_policy_history(ctx)
+    load_lookups(ctx)
     rows, size, started = 0, 0, time.perf_counter()
     connection.ensure_connection()
     with connection.connection.cursor() as cursor:  # psycopg ClientCursor: mogrify inlines params

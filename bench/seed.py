@@ -96,6 +96,7 @@ from audit.models import AuditEvent, ChainHead
 from governance import duties, seeds
 from governance.models import ApiToken, ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 from governance.permissions import _permissions
+from releases import decisions
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
 
 SEED = 20240611
@@ -386,6 +387,7 @@ class _Seeder:
         user_id, team_id, env_id = _next_id(User), _next_id(Team), _next_id(Environment)
         membership_id, policy_id = _next_id(Membership), _next_id(ApprovalPolicy)
         self.users = {}  # id -> username
+        self.policies = {}  # environment id -> (policy id, values as a decision record shows them, knobs)
         self.ips = {}
         self.joined = {}
         persona_password = make_password(PASSWORD)
@@ -433,6 +435,7 @@ class _Seeder:
                       "require_interactive_signoff": True} if tier == "production" else
                      {"min_approvals": REQUIRED[tier]})
             policy = ApprovalPolicy(id=policy_id, environment_id=pk, **knobs)
+            self.policies[pk] = (policy_id, decisions.policy_values(policy, None), knobs)
             self.add(ApprovalPolicy, tuple(getattr(policy, c) for c in _Writer.columns(ApprovalPolicy)))
             self.event(at + 1, "approval_policy.created", admin, "releases.approvalpolicy", policy_id,
                        f"Policy for {slug}", env=slug, data=json_safe(
@@ -805,6 +808,7 @@ class _Seeder:
             state = "cancelled"
             fields.update(closed_at=at, close_reason=reason)
         elif kind in ("deployed", "failed", "rolled_back"):
+            cr["author"], cr["change_type"], cr["risk"] = author, change_type, risk
             state = self._deploy(cr, rng.choice(team["operators"]), at, kind, fields)
         return self._write_change(cr, author, change_type, risk, state, fields, p)
 
@@ -837,11 +841,60 @@ class _Seeder:
                                   artifact=cr["artifact"], revision=cr["revision"], deployer_id=deployer,
                                   state=dep_state, pipeline_url=url, started_at=_to_dt(started),
                                   finished_at=_to_dt(finished), notes=notes,
-                                  rolled_back_at=_to_dt(rolled_at) if rolled_at else None, rollback_reason=reason))
+                                  rolled_back_at=_to_dt(rolled_at) if rolled_at else None, rollback_reason=reason,
+                                  decision=self._decision(cr, deployer, started)))
         return cr_state
+
+    def _decision(self, cr, deployer, started) -> dict:
+        """The decision record ``deployment_start`` would have stored (releases.decisions): every
+        requirement met, the approvals of the deployed revision counted."""
+        env_id, slug, tier = cr["env"][0], cr["env"][1], cr["env"][2]
+        policy_id, values, knobs = self.policies[env_id]
+        counted = cr.get("approved", [])
+        security = sum(1 for a in counted if a[4])
+        iso = decisions.iso
+
+        def person(pk):
+            return {"id": pk, "username": self.users.get(pk), "sod_exceptions": []}
+
+        return {
+            "format": decisions.FORMAT, "decided_at": iso(_to_dt(started)), "action": "deploy", "allowed": True,
+            "reasons": [],
+            "environment": {"id": env_id, "slug": slug, "tier": tier},
+            "change_request": {"id": cr["id"], "revision": cr["revision"], "artifact": cr["artifact"],
+                               "change_type": cr.get("change_type"), "risk": cr.get("risk")},
+            "policy": {"id": policy_id, "version": None, "default": False, "values": values},
+            "controls": {"freeze_windows": [], "standard_template": None, "prior_environment": None},
+            "requirements": [
+                {"name": "approvals", "required": knobs["min_approvals"], "actual": len(counted), "met": True,
+                 "expired": 0},
+                {"name": "security_approvals", "required": knobs.get("min_security_approvals", 0),
+                 "actual": security, "met": True},
+                {"name": "team_reviewer", "required": knobs.get("team_reviewer_required", False), "actual": True,
+                 "met": True},
+                {"name": "independent_approval", "required": tier == "production", "actual": len(counted),
+                 "met": True},
+                {"name": "freeze_windows", "required": [], "actual": False, "met": True},
+                {"name": "deploy_window", "required": True, "actual": True, "met": True},
+                {"name": "prior_environment", "required": None, "actual": None, "met": True},
+            ],
+            "approvers": [
+                {**person(reviewer), "approval_id": approval_id, "role": "security_approve" if is_security else "approve",
+                 "revision": cr["revision"], "via": via, "at": iso(_to_dt(at)), "security": is_security,
+                 "team_member": True, "on_call": False, "independent": True}
+                for approval_id, reviewer, at, via, is_security in counted
+            ],
+            "expired_approvals": [],
+            "author": person(cr.get("author")),
+            "contributors": [],
+            "deployer": person(deployer),
+            "sod": {"verdict": "pass", "findings": []},
+        }
 
     def _approval(self, cr, reviewer, decision, at, via, *, stale=False, comment=""):
         team = cr["team"]
+        if decision == "approved" and not stale:
+            cr.setdefault("approved", []).append((self.approval_id, reviewer, at, via, reviewer == team.get("security")))
         self.add(Approval, _row(Approval, id=self.approval_id, change_request_id=cr["id"], reviewer_id=reviewer,
                                 decision=decision, revision=1 if stale else cr["revision"], artifact=cr["artifact"],
                                 comment=comment, via=via, is_security=reviewer == team.get("security"),

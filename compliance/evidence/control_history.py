@@ -1,7 +1,7 @@
 """What the controls were while a deployment was decided (RULES.md K7), worked out once per export.
 
 Two questions, each answered from a small table read once, so that a deployment row (in Python, or
-in the PostgreSQL statement of ``compliance.evidence.pg_render``) only looks its start time and its
+formerly also in a PostgreSQL statement) only looks its start time and its
 environment up in the answer:
 
 - **Weaker than at the period's start?** From the period's applied ``ControlChange`` rows: for each
@@ -12,7 +12,7 @@ environment up in the answer:
   them), its reasons and the change that opened it. A deployment started in a window of a control
   concerning its environment is a ``control_weakened`` finding.
 - **Weaker than the framework's baseline?** Each recorded approval-policy version of a
-  production-tier environment (the versions ``datasets.load_policy_history`` already rendered) is
+  production-tier environment (the versions ``datasets.load_lookups`` already rendered) is
   compared with the framework's ``PolicyBaseline`` by the approval-policy kind's own ``weakens``,
   restricted to the baseline's fields. A deployment decided under such a version is a
   ``below_baseline`` finding.

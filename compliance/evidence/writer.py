@@ -242,6 +242,12 @@ class DatasetWriter:
         else:
             values = rows
             objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        if self._json_indexes:
+            # Free-form JSON cells are written from the objects below: not flattened first.
+            values = [list(row) for row in values]
+            for row in values:
+                for index in self._json_indexes:
+                    row[index] = None
         # csv_value inlined for the two commonest cells (a plain string, an int): a million rows
         # of twenty cells make the function call itself the cost. Free-form JSON cells after.
         prefixes = NEUTRALISED_PREFIXES

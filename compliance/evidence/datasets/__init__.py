@@ -5,7 +5,7 @@ from compliance.evidence.datasets.access_reviews import ACCESS_REVIEWS
 from compliance.evidence.datasets.alerts import ALERTS
 from compliance.evidence.datasets.audit_events import AUDIT_EVENTS
 from compliance.evidence.datasets.base import (
-    NO_POLICY, Context, Dataset, load_control_history, load_lookups, load_policy_history, policy_at,
+    NO_POLICY, Context, Dataset, load_control_history, load_lookups, policy_at,
 )
 from compliance.evidence.datasets.control_changes import CONTROL_CHANGES, control_changes_for_report
 from compliance.evidence.datasets.deployments import CHANGES, DEPLOYMENT_FIELDS, PRODUCTION_DEPLOYMENTS
@@ -18,5 +18,5 @@ __all__ = [
     "ACCESS_REVIEWS", "ALERTS", "AUDIT_EVENTS", "AUDIT_VERIFICATION", "CHANGES", "CONFLICT_RULES", "CONTROL_CHANGES",
     "Context", "DEPLOYMENT_FIELDS", "Dataset", "GRANT_FIELDS", "LEAVERS", "NO_POLICY", "OPEN_STATUSES",
     "PRODUCTION_DEPLOYMENTS", "ROLE_GRANTS", "SOD_EXCEPTIONS", "control_changes_for_report", "load_control_history",
-    "load_lookups", "load_policy_history", "policy_at",
+    "load_lookups", "policy_at",
 ]

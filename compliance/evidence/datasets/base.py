@@ -136,8 +136,6 @@ def load_lookups(ctx: Context) -> None:
         )
 
 
-load_policy_history = load_lookups  # the name bench/export.py and older callers use
-
 NO_POLICY = (None, "none: no approval policy recorded for this environment (nothing required)")
 
 
