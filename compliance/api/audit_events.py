@@ -13,7 +13,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.pagination import CursorPagination
@@ -22,9 +22,10 @@ from rest_framework.response import Response
 from audit.chain import canonical_fields
 from audit.models import AuditEvent
 from compliance import trail
-from core.api import MAX_ID
+from core.api import FIELD_ERRORS, MAX_ID, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
+from core.memo import per_request
+from core.viewsets import VisibleObjectViewSet
 from governance import duties
-from governance.api.serializers import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from governance.selectors import has_duty
 
 MAY_NOT_READ = OpenApiResponse(
@@ -36,12 +37,10 @@ BAD_CURSOR = OpenApiResponse(DetailSerializer, description="The cursor is not on
 
 def may_read_trail(request) -> bool:
     """Superusers and holders of view_audit or security_approve (V3); memoised per request."""
-    if not hasattr(request, "_countersign_reads_trail"):
-        user = request.user
-        request._countersign_reads_trail = user.is_active and (
-            user.is_superuser or has_duty(user, duties.VIEW_AUDIT) or has_duty(user, duties.SECURITY_APPROVE)
-        )
-    return request._countersign_reads_trail
+    user = request.user
+    return per_request(request, "reads_trail", lambda: user.is_active and (
+        user.is_superuser or has_duty(user, duties.VIEW_AUDIT) or has_duty(user, duties.SECURITY_APPROVE)
+    ))
 
 
 class AuditEventSerializer(serializers.Serializer):
@@ -212,21 +211,20 @@ class VerifyResultSerializer(serializers.Serializer):
     ),
 )
 @extend_schema(tags=["audit-events"])
-class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class AuditEventViewSet(mixins.ListModelMixin, VisibleObjectViewSet):
     queryset = AuditEvent.objects.none()  # for the schema; requests read through get_queryset
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter
     pagination_class = SequencePagination
 
+    def authorise(self, request):
+        if not may_read_trail(request):
+            raise PermissionDenied("Reading the audit trail needs view_audit.")
+
     def get_queryset(self):
         if not may_read_trail(self.request):
             return AuditEvent.objects.none()
         return AuditEvent.objects.all()
-
-    def list(self, request, *args, **kwargs):
-        if not may_read_trail(request):
-            raise PermissionDenied("Reading the audit trail needs view_audit.")
-        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Check a range of events against the hash chain and the seals",
@@ -238,8 +236,6 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
     def verify(self, request):
-        if not may_read_trail(request):
-            raise PermissionDenied("Reading the audit trail needs view_audit.")
         query = VerifyQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(trail.verify_range(query.validated_data["from"], query.validated_data["to"]))

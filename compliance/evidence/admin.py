@@ -18,16 +18,16 @@ from compliance.evidence import services
 from compliance.evidence.responses import bundle_response
 from core.api import MAX_ID
 from audit.models import EvidenceExport
-from core.admin import ServiceAddForm, run_per_object
+from core.admin import ServiceAddForm, ServiceOnlyAdmin, run_per_object
+from core.memo import per_request
 from core.errors import Refused
 
 
 def _may_export(request) -> bool:
     """Staff holding export_evidence now; memoised per request (the admin asks many times a page)."""
-    if not hasattr(request, "_countersign_exports_evidence"):
-        user = request.user
-        request._countersign_exports_evidence = user.is_active and user.is_staff and services.may_export(user)
-    return request._countersign_exports_evidence
+    user = request.user
+    return per_request(request, "exports_evidence",
+                       lambda: user.is_active and user.is_staff and services.may_export(user))
 
 
 def _may_see(request) -> bool:
@@ -63,7 +63,7 @@ class ExportRequestAdminForm(ServiceAddForm):
 
 
 @admin.register(EvidenceExport)
-class EvidenceExportAdmin(admin.ModelAdmin):
+class EvidenceExportAdmin(ServiceOnlyAdmin):
     form = ExportRequestAdminForm
     actions = ["retry_selected"]
     list_display = [
@@ -79,33 +79,14 @@ class EvidenceExportAdmin(admin.ModelAdmin):
         "attempts", "started_at", "finished_at", "size", "sha256", "row_counts", "error", "download_link",
     ]
 
-    def has_module_permission(self, request):
-        return _may_see(request)
-
-    def has_view_permission(self, request, obj=None):
+    def may_read(self, request):
         return _may_see(request)
 
     def has_add_permission(self, request):
         return _may_export(request)
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_retry_permission(self, request):
         return _may_export(request)
-
-    def get_fields(self, request, obj=None):
-        return self.add_fields if obj is None else self.detail_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.detail_fields
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        return type(form.__name__, (form,), {"actor": request.user})
 
     def get_urls(self):
         download = path(

@@ -1,6 +1,6 @@
 """One home per rule (issue 15): the shared ways of doing a thing are used, and the copies they
 replaced do not come back. Each test names the one home and greps (or walks) the tree for the
-others. ``compliance/evidence/`` is left out where its rewrite (decision records) owns the change."""
+others."""
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +14,7 @@ from core.viewsets import VisibleObjectViewSet
 from core.memo import per_request
 
 BASE = Path(settings.BASE_DIR)
-PRODUCT = ("core", "audit", "governance", "releases", "compliance")
-EVIDENCE = BASE / "compliance" / "evidence"
+PRODUCT = ("core", "audit", "governance", "releases", "identity", "compliance")
 
 
 def _sources(*packages, skip=()):
@@ -39,7 +38,7 @@ def test_grant_in_force_is_written_once_in_the_queryset():
     """``RoleAssignment.objects.in_force(at)`` (and ``standing``/``open``): nobody else spells
     "active and not expired" for a grant."""
     home = BASE / "governance" / "models.py"
-    spelt = _matches(r"expires_at__gt\b|expires_at__isnull=True\)\s*\|", _sources(*PRODUCT, skip=(home, EVIDENCE)))
+    spelt = _matches(r"expires_at__gt\b|expires_at__isnull=True\)\s*\|", _sources(*PRODUCT, skip=(home,)))
     # Other models' expiries (templates, freeze windows, control changes, SoD exceptions) are theirs.
     spelt = [line for line in spelt if "RoleAssignment" in line or "status=RoleAssignment" in line
              or "Q(expires_at__isnull=True) | Q(expires_at__gt" in line]
@@ -51,7 +50,7 @@ def test_change_and_deployment_states_are_asked_in_states_py():
     compared = _matches(
         r"\.state\s*(==|!=|in\b(?! states\.)|not in\b(?! states\.))"
         r"|(filter|exclude)\(.*\bstate=(S|ChangeRequest\.State|Deployment\.State)\.",
-        _sources("releases", "governance", "compliance", skip=(home, EVIDENCE)),
+        _sources("releases", "governance", "compliance", skip=(home,)),
     )
     templates = _matches(r"\.state\s*(==|!=)", sorted((BASE / "templates").rglob("*.html")))
     assert compared + templates == []
@@ -63,7 +62,7 @@ def test_memoisation_per_request_is_core_memo():
     handoff = BASE / "governance" / "controls" / "admin.py"
     hand_made = _matches(r"hasattr\((self\.)?request, \"_|setattr\(request,|request\._countersign_\w+ =|"
                          r"hasattr\(self, \"_(?!choices)|@cached_property",
-                         _sources(*PRODUCT, skip=(home, handoff, EVIDENCE)))
+                         _sources(*PRODUCT, skip=(home, handoff)))
     assert hand_made == []
 
 
@@ -82,10 +81,9 @@ def test_per_request_computes_once_per_holder_name_and_instant():
 
 
 def test_every_admin_page_is_service_only():
-    # EvidenceExportAdmin lives in compliance/evidence/ (its rewrite is under way on another branch).
     others = sorted(f"{type(a).__module__}.{type(a).__name__}" for a in admin.site._registry.values()
                     if not isinstance(a, ServiceOnlyAdmin))
-    assert others in ([], ["compliance.evidence.admin.EvidenceExportAdmin"])
+    assert others == []
 
 
 def _viewsets():
