@@ -1,5 +1,6 @@
 """Every write to the governance domain (ARCHITECTURE.md principle 1), one module per topic: grants
-(G1–G5), SoD exceptions (G3), memberships and provisioned accounts, API keys, accounts' passwords
+(G1–G5), SoD exceptions (G3), memberships and provisioned accounts, grants the identity provider
+pushes or a leaver loses (provisioning), API keys, accounts' passwords
 and lockouts (K5). Controls have their own door (``governance.controls.services``), access reviews
 theirs (``governance.access_reviews.services``).
 
@@ -29,12 +30,14 @@ from governance.services.grants import (
     role_assignment_bootstrap,
     role_assignment_reject,
     role_assignment_revoke,
-    role_assignment_end_provisioned,
-    role_assignments_end_for_leaver,
-    role_grant_provisioned,
     role_assignments_expire_due,
     role_duties,
     role_grant,
+)
+from governance.services.provisioning import (
+    role_assignment_end_provisioned,
+    role_assignments_end_for_leaver,
+    role_grant_provisioned,
 )
 from governance.services.organisation import membership_remove, membership_set, user_provision
 from governance.services.tokens import api_token_create, api_token_revoke, api_token_touch, api_tokens_revoke_for_leaver
