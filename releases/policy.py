@@ -149,9 +149,12 @@ def approval_status(ctx: PolicyContext, at: datetime) -> ApprovalStatus:
     template = standard_template(ctx, at)
     ttl = timedelta(hours=policy.approval_ttl_hours) if policy.approval_ttl_hours else None
     # The policy's own approval counts only while a template still makes the change standard.
+    # An approval by someone later found to be a contributor (learnt from the source, integrations)
+    # no longer counts: contributors never approve (C2), whenever we learn they are one.
     current = [
         a for a in _current(ctx)
         if a.decision == Approval.Decision.APPROVED and (a.via != Approval.Via.AUTO or template is not None)
+        and a.reviewer_id not in ctx.contributor_ids
     ]
     valid = tuple(a for a in current if ttl is None or a.created_at > at - ttl)
     expired = tuple(a for a in current if a not in valid)

@@ -136,3 +136,14 @@ def test_only_the_author_links_a_change_and_only_to_its_teams_repositories(demo,
     with pytest.raises(ValidationError):
         sources.link_source(actor=demo.dev, change_request=cr, url=PR_URL)
     assert not SourceLink.objects.exists()
+
+
+def test_an_approval_by_someone_later_learnt_as_a_contributor_stops_counting(demo, now, change):
+    cr = services.change_request_approve(actor=demo.rev, change_request=change, via="portal", at=now)
+    cr = services.change_request_approve(actor=demo.rev2, change_request=cr, via="portal", at=now)
+    assert cr.state == "approved"
+    post_github(Client(), "push", pushed_to_the_pr("\n\nCo-authored-by: Rev <rev@example.com>"))
+    work_off()
+    with pytest.raises(Denied) as refused:
+        services.deployment_start(actor=demo.ops, change_request=cr, at=now)
+    assert "approvals_insufficient" in refused.value.codes
