@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+import audit
 from audit import outbox
 from core.errors import Denied, Reason
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
@@ -231,6 +232,10 @@ def link_source(*, actor, change_request, url: str = "", sha: str = "", reposito
         raise ValidationError({"sha": ["Give a commit sha (hex)."]})
     link = SourceLink.objects.create(change_request=change_request, repository=repository, pull_request=pull,
                                      commit_sha="" if pull is not None else commit, created_at=at or timezone.now())
+    audit.record("change_request.source_linked", actor=actor, target=change_request,
+                 environment=change_request.environment.slug, team=change_request.team.slug,
+                 data={"change_request": change_request.pk, "repository": str(repository), "pull_request": pull,
+                       "commit_sha": link.commit_sha}, at=link.created_at)
     learn_backlog(link)
     link.refresh_from_db()
     return link

@@ -79,6 +79,7 @@ API_WRITES = {
     "POST /api/v1/change-requests/{id}/deployments/": "a deployment (C5–C8)",
     "POST /api/v1/change-requests/{id}/reject/": "a decision on a change (C2, C4)",
     "POST /api/v1/change-requests/{id}/submit/": "a change request (C1)",
+    "POST /api/v1/change-requests/{id}/source-links/": "a change's link to its PR or commit, by its author",
     "POST /api/v1/control-changes/{id}/approve/": "the four-eyes step of a control change (K3)",
     "POST /api/v1/control-changes/{id}/reject/": "the four-eyes step of a control change (K3)",
     "POST /api/v1/deployment-reports/": "a report of what a tool deployed (E2)",

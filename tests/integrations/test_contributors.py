@@ -147,3 +147,20 @@ def test_an_approval_by_someone_later_learnt_as_a_contributor_stops_counting(dem
     with pytest.raises(Denied) as refused:
         services.deployment_start(actor=demo.ops, change_request=cr, at=now)
     assert "approvals_insufficient" in refused.value.codes
+
+
+def test_the_api_links_a_change_and_shows_every_identity_learnt(demo, now, repository, api_as):
+    PlatformAccount.objects.create(user=demo.rev, platform="github", login="Codertocat")
+    post_github(Client(), "pull_request", example("pull_request", action="opened"))
+    work_off()
+    cr = stories.pending_in_production(demo, now)
+    client = api_as(demo.dev)
+    assert client.post(f"/api/v1/change-requests/{cr.pk}/source-links/", {"url": PR_URL, "x": 1},
+                       format="json").status_code == 400
+    response = client.post(f"/api/v1/change-requests/{cr.pk}/source-links/", {"url": PR_URL}, format="json")
+    assert response.status_code == 201 and response.json()["pull_request"] == 2
+    assert api_as(demo.rev).post(f"/api/v1/change-requests/{cr.pk}/source-links/", {"url": PR_URL},
+                                 format="json").status_code == 403
+    listed = client.get(f"/api/v1/change-requests/{cr.pk}/source-contributors/").json()
+    assert [(c["source"], c["login"], c["user"]) for c in listed] == [("pr_author", "Codertocat", "rev")]
+    assert api_as(demo.idev).get(f"/api/v1/change-requests/{cr.pk}/source-contributors/").status_code == 404

@@ -151,6 +151,10 @@ API_ROWS = [
     # Integrations (issue 16): the attestation reads like its change; webhooks prove themselves with a
     # linked repository's secret, never with a token, so an unsigned delivery is 401 for everyone.
     Row("change-attestation", "GET", "/api/v1/change-requests/{cr_rotate_prod}/attestation/", SEES_PAYMENTS_CHANGE),
+    Row("change-source-link", "POST", "/api/v1/change-requests/{cr_prod_pending}/source-links/",
+        expect("403 not_author", dev=201, idev=404, **ANON_401), body={"url": "https://github.com/matrix/repo/pull/1"}),
+    Row("change-source-contributors", "GET", "/api/v1/change-requests/{cr_prod_pending}/source-contributors/",
+        SEES_PAYMENTS_CHANGE),
     Row("github-webhook", "POST", "/api/v1/integrations/github/webhook", expect(401), body={}),
     Row("gitlab-webhook", "POST", "/api/v1/integrations/gitlab/webhook", expect(401), body={}),
     Row("deployment-report", "POST", "/api/v1/deployment-reports/",
