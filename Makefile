@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench soak venv migrate static clean lint oidc-provider
+.PHONY: run test bench soak venv migrate static clean lint oidc-provider fixtures
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> Creating virtualenv in $(VENV) and installing requirements"
@@ -51,7 +51,17 @@ $(OIDC_PROVIDER): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 
 oidc-provider: $(OIDC_PROVIDER)
 
-test: static $(OIDC_PROVIDER)
+# The test fixtures of package.json (payloads nobody here wrote: @octokit/webhooks-examples), exactly as
+# package-lock.json pins them. Needs Node 20 and npm.
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	@echo "==> Installing the test fixtures of package.json (npm ci)"
+	@npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $(NODE_STAMP)
+
+fixtures: $(NODE_STAMP)
+
+test: static $(OIDC_PROVIDER) fixtures
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
 	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
@@ -70,7 +80,7 @@ soak: venv
 lint: venv
 	@echo "==> Lint: ruff (bugs) and bandit (security), both configured in pyproject.toml"
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases identity compliance bench -q
+	@$(VENV)/bin/bandit -c pyproject.toml -r core config audit governance releases identity integrations compliance bench -q
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache node_modules

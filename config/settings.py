@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "governance",
     "releases",
     "identity",
+    "integrations",
     "compliance",
     "bench",
     "config.apps.SecurityConfig",
@@ -294,6 +295,8 @@ COUNTERSIGN_AUDIT_PURGE_ALLOWED = False
 # generated into var/ on first use; with DEBUG off the file must exist (mounted as a secret).
 SIGNING_KEY_FILE = Path(os.environ.get("SIGNING_KEY_FILE", VAR_DIR / "signing_key.pem"))
 SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", DEBUG)
+# How long a signed approval attestation counts for at most (integrations; an approval TTL shortens it).
+COUNTERSIGN_ATTESTATION_TTL_HOURS = int(os.environ.get("COUNTERSIGN_ATTESTATION_TTL_HOURS", "168"))
 # Finished evidence bundles: private files, served only through the permission-checked download.
 EVIDENCE_ROOT = Path(os.environ.get("EVIDENCE_ROOT", VAR_DIR / "evidence"))
 EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))

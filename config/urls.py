@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("releases.api.urls")),
     path("api/v1/", include("governance.access_reviews.api")),
+    path("api/v1/", include("integrations.api.urls")),
     path("api/v1/", include("compliance.api.urls")),
     path("evidence/", include("compliance.urls")),
     path("scim/v2/", include("identity.urls")),

@@ -5,6 +5,7 @@ the reason codes of RULES.md C1–C12. Nothing here queries the database: ``rele
 policy_context`` loads everything in a fixed number of queries, and the portal's checklist, the
 API's gate endpoint and the services all decide through this module.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,26 @@ from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindo
 APPROVE_DUTIES = frozenset({duties.APPROVE, duties.SECURITY_APPROVE})
 ACTIONS = ("submit", "approve", "reject", "deploy")
 DEFAULT_POLICY = ApprovalPolicy(min_approvals=1)
+# An artifact pinned by content: ``[name@]sha256:<64 hex>`` (an OCI image digest or a bare one).
+PINNED_ARTIFACT = re.compile(r"^(?:(?P<name>[^@\s]+)@)?sha256:(?P<digest>[0-9a-f]{64})$")
+
+
+def pinned_digest(artifact: str) -> tuple[str, str] | None:
+    """``(name, sha256 hex)`` of an artifact pinned by digest, or None for a tag, a version, a commit."""
+    match = PINNED_ARTIFACT.match(artifact or "")
+    return (match["name"] or "", match["digest"]) if match else None
+
+
+def _pinned_reason(cr: ChangeRequest) -> list[Reason]:
+    """Production deploys content, not a name that can move: an artifact pinned by ``sha256:``
+    digest, which the signed attestation names as its subject (integrations)."""
+    if cr.environment.is_production and pinned_digest(cr.artifact) is None:
+        return [Reason(
+            "artifact_not_pinned",
+            f"A change to {cr.environment.slug} must name its artifact by digest "
+            f"(e.g. registry.example.com/app@sha256:<64 hex>), not {cr.artifact[:120]!r}.",
+        )]
+    return []
 
 
 @dataclass(frozen=True)
@@ -141,9 +162,12 @@ def approval_status(ctx: PolicyContext, at: datetime) -> ApprovalStatus:
     template = standard_template(ctx, at)
     ttl = timedelta(hours=policy.approval_ttl_hours) if policy.approval_ttl_hours else None
     # The policy's own approval counts only while a template still makes the change standard.
+    # An approval by someone later found to be a contributor (learnt from the source, integrations)
+    # no longer counts: contributors never approve (C2), whenever we learn they are one.
     current = [
         a for a in _current(ctx)
         if a.decision == Approval.Decision.APPROVED and (a.via != Approval.Via.AUTO or template is not None)
+        and a.reviewer_id not in ctx.contributor_ids
     ]
     valid = tuple(a for a in current if ttl is None or a.created_at > at - ttl)
     expired = tuple(a for a in current if a not in valid)
@@ -272,6 +296,7 @@ def _submit(ctx: PolicyContext, at: datetime) -> list[Reason]:
         reasons.append(Reason("missing_duty", f"You do not hold submit for {cr.environment.slug}."))
     if ctx.actor.pk != cr.author_id:
         reasons.append(Reason("not_author", "Only the author submits a change request."))
+    reasons.extend(_pinned_reason(cr))
     return reasons
 
 
@@ -299,6 +324,8 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
                 f"{cr.environment.slug} takes approvals only from the portal's sign-off form.",
             )
         )
+    if action == "approve":
+        reasons.extend(_pinned_reason(cr))
     return reasons
 
 
@@ -362,6 +389,7 @@ def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
                 f"Artifact {cr.artifact} must first be deployed successfully to {ctx.prior_environment_slug}.",
             )
         )
+    reasons.extend(_pinned_reason(cr))
     return reasons
 
 

@@ -23,7 +23,7 @@ from core.errors import Denied, InvalidState, Reason
 from governance.models import Environment, Team
 from governance.selectors import has_duty, is_member
 from governance.services import lock_user
-from releases import anomalies, decisions, policy, states
+from releases import anomalies, decisions, policy, signals, states
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 from releases.selectors import (
     change_request_for_decision,
@@ -118,6 +118,24 @@ def _record_contributors(cr: ChangeRequest, users, at: datetime) -> None:
     )
 
 
+@transaction.atomic
+def contributors_learnt(*, change_request: ChangeRequest, users, source: str, at: datetime | None = None) -> list:
+    """Contributors the source control reports (integrations: commit authors, committers,
+    co-authors, pushers, PR authors) join the change's contributor history for its current
+    revision and are barred like declared ones (C2, C5), whoever they are; nothing removes them.
+    Returns the users newly added; one audit event names them."""
+    at = at or timezone.now()
+    cr = change_request_for_decision(change_request.pk, lock=True, details=False)
+    known = set(RevisionContributor.objects.filter(change_request=cr).values_list("user_id", flat=True))
+    new = [u for u in dict.fromkeys(users) if u.pk not in known and u.pk != cr.author_id]
+    if not new:
+        return []
+    _record_contributors(cr, new, at)
+    _record("change_request.contributors_learnt", cr, actor=None, at=at, from_state=cr.state,
+            contributors=sorted(u.username for u in new), source=source)
+    return new
+
+
 def _validate_fields(title, artifact, change_type, risk, emergency_reason) -> None:
     errors = {}
     if not (title or "").strip():
@@ -210,6 +228,7 @@ def _settle_approvals(cr: ChangeRequest, actor, at: datetime, ctx: policy.Policy
         ctx = policy_context(cr, actor, at=at)
     if policy.approval_status(ctx, at).met:
         _set(cr, state=S.APPROVED, approved_at=at)
+        signals.change_request_approved.send(sender=ChangeRequest, change_request=cr, at=at)
     return cr
 
 
@@ -437,6 +456,7 @@ def deployment_start(
         started_at=at,
     )
     _set(cr, state=states.target("deploy"))
+    signals.deployment_started.send(sender=Deployment, change_request=cr, deployment=deployment, at=at)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
     anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)

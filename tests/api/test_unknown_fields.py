@@ -60,12 +60,19 @@ def test_an_unknown_field_is_refused_and_nothing_is_written(world, db, row, pers
     assert _passes_the_checks(getattr(_as(persona, world), row.method.lower())(url, body, format="json").status_code)
 
 
+# Write operations whose body is not ours to define, and why.
+NOT_OUR_SCHEMA = {
+    ("POST", "/api/v1/integrations/github/webhook"): "GitHub's own payload, signed as sent: every field is GitHub's",
+    ("POST", "/api/v1/integrations/gitlab/webhook"): "GitLab's own payload: every field is GitLab's",
+}
+
+
 def test_every_write_operation_of_the_schema_is_enumerated(world, db):
     schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     operations = {(method.upper(), _operation(path)) for path, item in schema["paths"].items()
                   for method in item if method.upper() in WRITE_METHODS}
     enumerated = {(param.values[0].method, _operation(param.values[0].url)) for param in WRITABLE}
-    assert operations and sorted(operations - enumerated) == []
+    assert operations and sorted(operations - enumerated - set(NOT_OUR_SCHEMA)) == []
 
 
 def test_a_misspelt_expiry_no_longer_makes_a_grant_without_one(world, db):

@@ -26,7 +26,7 @@ def codes(response) -> list[str]:
 
 
 def new_artifact() -> str:
-    return f"registry.example.com/payments-api:3.0.{next(_artifacts)}"
+    return f"registry.example.com/payments-api@sha256:{next(_artifacts):064x}"
 
 
 def draft(demo, author, environment, **extra) -> ChangeRequest:

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from importlinter.cli import lint_imports
 
-APPS = ("core", "audit", "governance", "releases", "identity", "compliance", "config", "bench")
+APPS = ("core", "audit", "governance", "releases", "identity", "integrations", "compliance", "config", "bench")
 
 
 def test_no_layer_imports_one_above_it():

@@ -14,7 +14,7 @@ from core.viewsets import VisibleObjectViewSet
 from core.memo import per_request
 
 BASE = Path(settings.BASE_DIR)
-PRODUCT = ("core", "audit", "governance", "releases", "identity", "compliance")
+PRODUCT = ("core", "audit", "governance", "releases", "identity", "integrations", "compliance")
 
 
 def _sources(*packages, skip=()):

@@ -145,7 +145,7 @@ def controls_machine(demo, start, people):
             def open_and_submit():
                 cr = services.change_request_create(
                     actor=people[author], team=demo.payments, environment=demo.production, title="Random change",
-                    artifact=f"payments-api:{len(self.changes)}", contributors=[contributor] if contributor else [],
+                    artifact=f"payments-api@sha256:{len(self.changes):064x}", contributors=[contributor] if contributor else [],
                     at=self.now)
                 self.changes.append(cr.pk)
                 return services.change_request_submit(actor=people[author], change_request=cr, at=self.now)

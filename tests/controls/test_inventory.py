@@ -22,6 +22,7 @@ from audit.models import AuditEvent, NotificationChannel
 from governance.controls import registry
 from governance.controls.services import control_change
 from governance.models import ConflictRule, ControlChange
+from integrations.models import LinkedRepository, PlatformAccount
 from releases.models import ApprovalPolicy, StandardChangeTemplate
 from tests.factories import set_control
 
@@ -40,6 +41,8 @@ NOT_CONTROLS = {
     "audit.alert": "raised by detectors, resolved through its service",
     "audit.outboxmessage": "the delivery queue, written by the application",
     "audit.evidenceexport": "an export record (L3)",
+    "integrations.webhookdelivery": "a delivery received from a platform, stored once; read-only",
+    "integrations.learntcontributor": "what a delivery said about who worked on a change; read-only, never removed",
     "django_celery_beat.intervalschedule": "a schedule definition: add-only, never edited (a task using it is the control)",
     "django_celery_beat.crontabschedule": "a schedule definition: add-only, never edited",
     "django_celery_beat.solarschedule": "a schedule definition: add-only, never edited",
@@ -76,12 +79,15 @@ API_WRITES = {
     "POST /api/v1/change-requests/{id}/deployments/": "a deployment (C5–C8)",
     "POST /api/v1/change-requests/{id}/reject/": "a decision on a change (C2, C4)",
     "POST /api/v1/change-requests/{id}/submit/": "a change request (C1)",
+    "POST /api/v1/change-requests/{id}/source-links/": "a change's link to its PR or commit, by its author",
     "POST /api/v1/control-changes/{id}/approve/": "the four-eyes step of a control change (K3)",
     "POST /api/v1/control-changes/{id}/reject/": "the four-eyes step of a control change (K3)",
     "POST /api/v1/deployment-reports/": "a report of what a tool deployed (E2)",
     "POST /api/v1/deployments/{id}/finish/": "a deployment's outcome",
     "POST /api/v1/deployments/{id}/rollback/": "a deployment's rollback",
     "POST /api/v1/evidence-exports/": "an evidence export (L3)",
+    "POST /api/v1/integrations/github/webhook": "a delivery, signed by GitHub with a linked repository's secret",
+    "POST /api/v1/integrations/gitlab/webhook": "a delivery, with a linked repository's GitLab token",
     "POST /api/v1/evidence-exports/{id}/retry/": "an evidence export (L3)",
     "POST /api/v1/role-assignments/": "a grant (G1–G4)",
     "POST /api/v1/role-assignments/{id}/approve/": "a grant (G4)",
@@ -146,6 +152,14 @@ SAMPLES = {
         "target": ("security@elsewhere.example", WEAKER), "secret": ("a-new-hmac-key", WEAKER),
         "topics": ("alert", WEAKER), "events": ("deployment.*", STRONGER), "is_active": (False, WEAKER),
     },
+    "integrations.linkedrepository": {
+        "platform": ("gitlab", WEAKER), "full_name": ("Codertocat/Elsewhere", WEAKER),
+        "team": (lambda d: d.identity.pk, WEAKER), "webhook_secret": ("a-new-webhook-secret", WEAKER),
+        "is_active": (False, WEAKER),
+    },
+    "integrations.platformaccount": {
+        "user": (lambda d: d.rev2.pk, WEAKER), "platform": ("gitlab", WEAKER), "login": ("someone-else", WEAKER),
+    },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),
         "interval": (lambda d: IntervalSchedule.objects.get_or_create(every=7, period="days")[0].pk, WEAKER),
@@ -167,7 +181,18 @@ def _targets(demo):
         actor=demo.admin, kind="audit.notificationchannel", values={
             "name": "Security mail", "kind": "email", "target": "security@example.com", "topics": "alert,escalation"},
     ).target_id)
+    repository = LinkedRepository.objects.get(pk=control_change(
+        actor=demo.admin, kind="integrations.linkedrepository", values={
+            "platform": "github", "full_name": "Codertocat/Hello-World", "team": demo.payments,
+            "webhook_secret": "s3cret", "is_active": True},
+    ).target_id)
+    account = PlatformAccount.objects.get(pk=control_change(
+        actor=demo.admin, kind="integrations.platformaccount",
+        values={"user": demo.rev, "platform": "github", "login": "Codertocat"},
+    ).target_id)
     return {
+        "integrations.linkedrepository": repository,
+        "integrations.platformaccount": account,
         "releases.approvalpolicy": ApprovalPolicy.objects.get(environment=demo.production),
         "releases.freezewindow": freeze,
         "releases.standardchangetemplate": StandardChangeTemplate.objects.get(),

@@ -46,7 +46,7 @@ def test_the_checklist_explains_what_production_still_needs(demo, changes, clien
 
 
 def test_the_checklist_names_the_unmet_prior_environment(demo, client_as, submitted):
-    cr = submitted(demo.dev, demo.production, title="Skip staging", artifact="payments-api:9.9.9")
+    cr = submitted(demo.dev, demo.production, title="Skip staging", artifact="payments-api@sha256:" + "9" * 64)
 
     response = client_as(demo.rev).get(f"/changes/{cr.pk}/")
 

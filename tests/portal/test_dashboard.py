@@ -110,7 +110,7 @@ def test_dev_sees_their_open_requests_and_their_duties(demo, changes, client_as)
 def grow(demo, submitted, count):
     """``count`` more production changes waiting for review and staging changes ready to deploy."""
     for n in range(count):
-        pending = submitted(demo.dev, demo.production, title=f"Feature flag {n}", artifact=f"payments-api:3.{n}.0",
+        pending = submitted(demo.dev, demo.production, title=f"Feature flag {n}", artifact=f"payments-api@sha256:{n:064x}",
                             contributors=["dev2"])
         ready = submitted(demo.dev2, demo.staging, title=f"Config tweak {n}", artifact=f"payments-api:4.{n}.0")
         services.change_request_approve(actor=demo.rev2, change_request=ready, comment="ok")

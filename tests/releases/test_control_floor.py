@@ -23,7 +23,7 @@ NO_APPROVAL_NEEDED = ApprovalPolicy(min_approvals=0)
 
 
 def approved_change(tier):
-    return ChangeRequest(pk=10, title="Retry", team=Team(pk=1, slug="payments"), author=AUTHOR, artifact="app:1",
+    return ChangeRequest(pk=10, title="Retry", team=Team(pk=1, slug="payments"), author=AUTHOR, artifact="app@sha256:" + "1" * 64,
                          environment=Environment(pk=3, slug=tier, tier=tier, time_zone="UTC"), state="approved",
                          risk="low", change_type="normal", revision=1)
 

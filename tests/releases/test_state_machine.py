@@ -35,7 +35,7 @@ from releases.models import Approval, ChangeRequest, Deployment
 from tests.factories import set_control, UserFactory, bootstrap_grant
 
 REFUSALS = (Denied, InvalidState, ValidationError)
-ARTIFACTS = ["payments-api:1.0", "payments-api:1.1", "payments-api:2.0"]
+ARTIFACTS = [f"registry.example.com/payments-api@sha256:{n:064x}" for n in (10, 11, 20)]
 # Who tries what: mostly the people whose job it is, sometimes anyone at all.
 NATURAL = "the natural actor"  # the change's author for submit and edits, the deployer for outcomes
 AUTHORS = ["dev", "dev", "dev2", "dev2", "idev", "ops"]

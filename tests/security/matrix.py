@@ -148,6 +148,15 @@ API_ROWS = [
         expect("403 not_deployer", ops=200, idev=404, **ANON_401), body={"outcome": "succeeded"}),
     Row("deployment-rollback", "POST", "/api/v1/deployments/{dep_staged}/rollback/",
         expect("403 missing_duty", ops=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
+    # Integrations (issue 16): the attestation reads like its change; webhooks prove themselves with a
+    # linked repository's secret, never with a token, so an unsigned delivery is 401 for everyone.
+    Row("change-attestation", "GET", "/api/v1/change-requests/{cr_rotate_prod}/attestation/", SEES_PAYMENTS_CHANGE),
+    Row("change-source-link", "POST", "/api/v1/change-requests/{cr_prod_pending}/source-links/",
+        expect("403 not_author", dev=201, idev=404, **ANON_401), body={"url": "https://github.com/matrix/repo/pull/1"}),
+    Row("change-source-contributors", "GET", "/api/v1/change-requests/{cr_prod_pending}/source-contributors/",
+        SEES_PAYMENTS_CHANGE),
+    Row("github-webhook", "POST", "/api/v1/integrations/github/webhook", expect(401), body={}),
+    Row("gitlab-webhook", "POST", "/api/v1/integrations/gitlab/webhook", expect(401), body={}),
     Row("deployment-report", "POST", "/api/v1/deployment-reports/",
         expect("403 missing_duty", ops=201, **ANON_401), body={"environment": "staging", "artifact": "matrix:9"}),
     # Access reviews (A1–A3).
@@ -268,6 +277,10 @@ ADMIN_OBJECTS = {
     "audit.notificationchannel": "channel",
     "audit.outboxmessage": "outbox_message",
     "audit.evidenceexport": "evidence_export",
+    "integrations.linkedrepository": "linked_repository",
+    "integrations.platformaccount": "platform_account",
+    "integrations.webhookdelivery": "webhook_delivery",
+    "integrations.learntcontributor": "learnt_contributor",
 }
 
 
@@ -335,6 +348,12 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "releases.standardchangetemplate": pages(ALL_STAFF, SECURITY_AND_ADMIN, version=ALL_STAFF),
     "releases.changerequest": pages(ALL_STAFF, NO_STAFF, version=ALL_STAFF),
     "releases.deployment": pages(ALL_STAFF, NO_STAFF, version=ALL_STAFF),
+    # Integrations (issue 16): linked repositories and platform accounts span every environment (K6);
+    # deliveries and what was learnt from them are read-only records.
+    "integrations.linkedrepository": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    "integrations.platformaccount": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    "integrations.webhookdelivery": pages(SUPERUSER_ONLY, NO_STAFF),
+    "integrations.learntcontributor": pages(SUPERUSER_ONLY, NO_STAFF),
 }
 
 
@@ -505,6 +524,20 @@ def build_world() -> dict:
         actor=users["admin"], kind="audit.notificationchannel",
         values={"name": "Matrix", "kind": "email", "target": "ops@example.com"}).target_id)
     group = Group.objects.create(name="matrix")  # only for guardian's group page, which refuses everyone
+    from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
+
+    repository = LinkedRepository.objects.get(pk=control_change(
+        actor=users["admin"], kind="integrations.linkedrepository",
+        values={"platform": "github", "full_name": "matrix/repo", "team": teams["payments"],
+                "webhook_secret": "matrix-secret", "is_active": True}).target_id)
+    account = PlatformAccount.objects.get(pk=control_change(
+        actor=users["admin"], kind="integrations.platformaccount",
+        values={"user": users["dev2"], "platform": "github", "login": "matrix-dev2"}).target_id)
+    delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
+                                              repository=repository, payload={})
+    learnt = LearntContributor.objects.create(
+        change_request=change("Retry card authorisation on timeout", "production"), revision=1, source="pusher",
+        login="matrix-someone", delivery=delivery)
     outbox = OutboxMessage.objects.order_by("pk").first()
 
     tokens, sessions = {}, {}
@@ -546,6 +579,10 @@ def build_world() -> dict:
         "standard_template": StandardChangeTemplate.objects.order_by("pk").first().pk,
         "audit_event": AuditEvent.objects.order_by("pk").first().pk,
         "channel": channel.pk,
+        "linked_repository": repository.pk,
+        "platform_account": account.pk,
+        "webhook_delivery": delivery.pk,
+        "learnt_contributor": learnt.pk,
         "control_change": proposal.pk,
         "outbox_message": outbox.pk if outbox else "999999",
         "ct_user": ContentType.objects.get_for_model(get_user_model()).pk,

@@ -1,0 +1,70 @@
+"""Linked repositories and platform accounts are controls (integrations.controls): changed only
+through ``control_change``. Deliveries and what was learnt from them are read-only records."""
+from django import forms
+from django.contrib import admin
+
+from governance.controls.admin import ControlForm, ControlledAdminMixin
+from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
+
+
+class LinkedRepositoryForm(ControlForm):
+    """The secret is write-only: never rendered; leaving it empty keeps the stored one."""
+
+    webhook_secret = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="GitHub's webhook secret or GitLab's secret token. Never shown again; leave empty to keep it.",
+    )
+
+    class Meta:
+        model = LinkedRepository
+        fields = ["platform", "full_name", "team", "webhook_secret", "is_active"]
+
+    def control_values(self, data) -> dict:
+        values = super().control_values({**data})
+        values.pop("webhook_secret", None)
+        if data.get("webhook_secret"):
+            values["webhook_secret"] = data["webhook_secret"]
+        return values
+
+    def has_changed(self):
+        return super().has_changed() or bool(self.data.get("webhook_secret"))
+
+
+@admin.register(LinkedRepository)
+class LinkedRepositoryAdmin(ControlledAdminMixin, admin.ModelAdmin):
+    control_kind = "integrations.linkedrepository"
+    form = LinkedRepositoryForm
+    list_display = ["full_name", "platform", "team", "is_active"]
+    list_filter = ["platform", "is_active"]
+
+
+@admin.register(PlatformAccount)
+class PlatformAccountAdmin(ControlledAdminMixin, admin.ModelAdmin):
+    control_kind = "integrations.platformaccount"
+    list_display = ["login", "platform", "user"]
+    list_filter = ["platform"]
+    search_fields = ["login", "user__username"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["delivery_id", "platform", "event", "repository", "received_at", "processed_at", "outcome"]
+    list_filter = ["platform", "event"]
+    exclude = ["payload"]
+
+
+@admin.register(LearntContributor)
+class LearntContributorAdmin(ReadOnlyAdmin):
+    list_display = ["change_request", "source", "login", "email", "user", "commit_sha", "learnt_at"]
+    list_filter = ["source"]

@@ -1,0 +1,16 @@
+"""Releases announces; integrations signs (releases never imports this app)."""
+from django.dispatch import receiver
+
+from integrations import attestations
+from integrations.models import Attestation
+from releases import signals
+
+
+@receiver(signals.change_request_approved, dispatch_uid="integrations_attest_approval")
+def attest_approval(sender, *, change_request, at, **kwargs):
+    attestations.issue(change_request, kind=Attestation.Kind.APPROVAL, at=at)
+
+
+@receiver(signals.deployment_started, dispatch_uid="integrations_attest_deployment")
+def attest_deployment(sender, *, change_request, deployment, at, **kwargs):
+    attestations.issue(change_request, kind=Attestation.Kind.DEPLOYMENT, at=at, deployment=deployment)
