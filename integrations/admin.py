@@ -3,6 +3,8 @@ through ``control_change``. Deliveries and what was learnt from them are read-on
 from django import forms
 from django.contrib import admin
 
+from core.admin import ServiceOnlyAdmin
+from governance.admin.duties import is_security
 from governance.controls.admin import ControlForm, ControlledAdminMixin
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
 
@@ -31,30 +33,38 @@ class LinkedRepositoryForm(ControlForm):
 
 
 @admin.register(LinkedRepository)
-class LinkedRepositoryAdmin(ControlledAdminMixin, admin.ModelAdmin):
+class LinkedRepositoryAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     control_kind = "integrations.linkedrepository"
     form = LinkedRepositoryForm
     list_display = ["full_name", "platform", "team", "is_active"]
     list_filter = ["platform", "is_active"]
 
+    def may_read(self, request) -> bool:
+        return _configures_controls(request)
+
 
 @admin.register(PlatformAccount)
-class PlatformAccountAdmin(ControlledAdminMixin, admin.ModelAdmin):
+class PlatformAccountAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     control_kind = "integrations.platformaccount"
     list_display = ["login", "platform", "user"]
     list_filter = ["platform"]
     search_fields = ["login", "user__username"]
 
+    def may_read(self, request) -> bool:
+        return _configures_controls(request)
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+def _configures_controls(request) -> bool:
+    user = request.user
+    return user.is_active and user.is_staff and (user.is_superuser or is_security(request))
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+
+class ReadOnlyAdmin(ServiceOnlyAdmin):
+    """What the platforms sent and what was learnt from it: the superuser's to read, nobody's to edit."""
+
+    def may_read(self, request) -> bool:
+        user = request.user
+        return user.is_active and user.is_staff and user.is_superuser
 
 
 @admin.register(WebhookDelivery)

@@ -1,19 +1,17 @@
-"""``GET change-requests/{id}/attestation/``: the newest signed attestation of a change (API.md)."""
+"""The change-request endpoints the integrations add (API.md): the newest signed attestation, links to the source, and who the source says worked on a change."""
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.api import StrictSerializer
-from governance.api.serializers import DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
+from core.api import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer, StrictSerializer
+from core.viewsets import VisibleObjectViewSet
 from integrations import sources
 from integrations.models import Attestation, LearntContributor, LinkedRepository
 from releases.selectors import change_requests_visible_to
 
-MAX_ID = 2**63 - 1
 INVALID = OpenApiResponse(FIELD_ERRORS, description="Field errors: `{field: [message, …]}`.")
 DENIED = OpenApiResponse(RefusalSerializer, description="Not the change's author (`not_author`).")
 ENVELOPE = {
@@ -28,35 +26,6 @@ ENVELOPE = {
     },
     "required": ["payloadType", "payload", "signatures"],
 }
-
-
-class AttestationView(APIView):
-    @extend_schema(
-        tags=["change-requests"],
-        summary="The signed approval attestation of a production change (DSSE envelope)",
-        description="The newest attestation issued for the change: on approval, and again when its deployment "
-        "starts. An in-toto Statement v1 about the artifact's `sha256` digest, signed with the server's Ed25519 "
-        "key (`signing_key --public`). Headers `X-Countersign-Attestation-Expires` (ISO time) and "
-        "`X-Countersign-Attestation-Status` (`valid` or `expired`) say whether it still counts.",
-        responses={
-            200: OpenApiResponse(ENVELOPE, description="The DSSE envelope."),
-            401: UNAUTHENTICATED,
-            404: OpenApiResponse(DetailSerializer, description="No such change visible to the caller, or it has "
-                                 "no attestation (only approved production changes have one)."),
-        },
-    )
-    def get(self, request, pk: str):
-        if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-            raise NotFound()
-        now = timezone.now()
-        cr = get_object_or_404(change_requests_visible_to(request.user, at=now), pk=int(pk))
-        attestation = Attestation.objects.filter(change_request=cr).order_by("-issued_at", "-id").first()
-        if attestation is None:
-            raise NotFound("This change request has no attestation: only approved production changes get one.")
-        response = Response(attestation.envelope)
-        response["X-Countersign-Attestation-Expires"] = attestation.expires_at.isoformat()
-        response["X-Countersign-Attestation-Status"] = "expired" if now >= attestation.expires_at else "valid"
-        return response
 
 
 class SourceLinkSerializer(StrictSerializer):
@@ -84,13 +53,41 @@ class LearntContributorSerializer(serializers.Serializer):
     learnt_at = serializers.DateTimeField()
 
 
-def _visible_change(request, pk: str):
-    if not (pk.isascii() and pk.isdigit() and 0 < int(pk) <= MAX_ID):
-        raise NotFound()
-    return get_object_or_404(change_requests_visible_to(request.user, at=timezone.now()), pk=int(pk))
+class ChangeRequestSourceViewSet(VisibleObjectViewSet):
+    """What the source and the signature say about one change the caller may see (404 otherwise):
+    its attestation, its links to pull/merge requests and commits, and who the source says worked
+    on it."""
+
+    def get_queryset(self):
+        return change_requests_visible_to(self.request.user, at=timezone.now())
+
+    @extend_schema(
+        tags=["change-requests"],
+        summary="The signed approval attestation of a production change (DSSE envelope)",
+        description="The newest attestation issued for the change: on approval, and again when its deployment "
+        "starts. An in-toto Statement v1 about the artifact's `sha256` digest, signed with the server's Ed25519 "
+        "key (`signing_key --public`). Headers `X-Countersign-Attestation-Expires` (ISO time) and "
+        "`X-Countersign-Attestation-Status` (`valid` or `expired`) say whether it still counts.",
+        responses={
+            200: OpenApiResponse(ENVELOPE, description="The DSSE envelope."),
+            401: UNAUTHENTICATED,
+            404: OpenApiResponse(DetailSerializer, description="No such change visible to the caller, or it has "
+                                 "no attestation (only approved production changes have one)."),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def attestation(self, request, pk: str):
+        now = timezone.now()
+        cr = self.get_object()
+        attestation = Attestation.objects.filter(change_request=cr).order_by("-issued_at", "-id").first()
+        if attestation is None:
+            raise NotFound("This change request has no attestation: only approved production changes get one.")
+        response = Response(attestation.envelope)
+        response["X-Countersign-Attestation-Expires"] = attestation.expires_at.isoformat()
+        response["X-Countersign-Attestation-Status"] = "expired" if now >= attestation.expires_at else "valid"
+        return response
 
 
-class SourceLinkView(APIView):
     @extend_schema(
         tags=["change-requests"],
         summary="Link a change to its pull/merge request or a commit (issue 16)",
@@ -102,8 +99,9 @@ class SourceLinkView(APIView):
             "commit_sha": {"type": "string"}}}), 400: INVALID, 401: UNAUTHENTICATED, 403: DENIED,
             404: OpenApiResponse(DetailSerializer)},
     )
-    def post(self, request, pk: str):
-        cr = _visible_change(request, pk)
+    @action(detail=True, methods=["post"], url_path="source-links")
+    def source_links(self, request, pk: str):
+        cr = self.get_object()
         serializer = SourceLinkSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -117,14 +115,14 @@ class SourceLinkView(APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class LearntContributorsView(APIView):
     @extend_schema(
         tags=["change-requests"],
         summary="Who the source says worked on a change, matched or not (issue 16)",
         responses={200: LearntContributorSerializer(many=True), 401: UNAUTHENTICATED,
                    404: OpenApiResponse(DetailSerializer)},
     )
-    def get(self, request, pk: str):
-        cr = _visible_change(request, pk)
+    @action(detail=True, methods=["get"], url_path="source-contributors")
+    def source_contributors(self, request, pk: str):
+        cr = self.get_object()
         rows = LearntContributor.objects.filter(change_request=cr).select_related("user").order_by("learnt_at", "id")
         return Response(LearntContributorSerializer(rows, many=True).data)

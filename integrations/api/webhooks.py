@@ -7,7 +7,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.serializers import DetailSerializer
+from core.api import DetailSerializer
 from integrations import webhooks
 
 ACCEPTED = {
