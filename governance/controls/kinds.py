@@ -127,7 +127,7 @@ ROLE = register(ControlKind(
     label="role",
     model=Role,
     fields=("name", "slug", "description", "scope", "is_privileged"),
-    virtual=(VirtualField("duties", _read_duties, _write_duties, default=[]),),
+    virtual=(VirtualField("duties", _read_duties, _write_duties, default=[], normalise=lambda codes: sorted(set(codes))),),
     scope=_everywhere,
     authority=ADMINISTRATORS,
     weakens=all_of(

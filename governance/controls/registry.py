@@ -96,6 +96,9 @@ class VirtualField:
     read: Callable[[models.Model], object]
     write: Callable[[models.Model, object], None]
     default: object = None
+    # A proposed value as ``read`` would give it back once written (a set of duties: sorted, once
+    # each), so a reordered list is no change and the event's "after" is what is stored.
+    normalise: Callable[[object], object] = lambda value: value
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class ControlKind:
         deferred = deferred or {}
         for virtual in self.virtual:
             if virtual.name in deferred:
-                values[virtual.name] = _plain(deferred[virtual.name])
+                values[virtual.name] = _plain(virtual.normalise(deferred[virtual.name]))
             else:
                 values[virtual.name] = _plain(virtual.read(obj) if obj.pk else virtual.default)
         for name in self.fields:

@@ -132,6 +132,24 @@ def test_an_unchanged_control_records_nothing(demo, now, nothing_written):
                               values={"min_approvals": 2}, at=now) is None
 
 
+def test_a_roles_duties_are_a_set_in_the_record(demo, now, nothing_written):
+    """Found by the control property test: duties proposed in another order than stored were
+    recorded in that order (the event's "after" was not what the role then held) and a mere
+    reordering counted as a change."""
+    role = demo.roles["operations"]
+    held = sorted(role.duties.values_list("duty", flat=True))
+    with nothing_written():
+        assert control_change(actor=demo.admin, kind="governance.role", target=role,
+                              values={"duties": list(reversed(held))}, at=now) is None
+
+    change = control_change(actor=demo.admin, kind="governance.role", target=role,
+                            values={"duties": ["approve", *reversed(held), "approve"]}, at=now)
+    assert change.after["duties"] == sorted({"approve", *held})
+    control_change_approve(actor=demo.sec, change=change, at=now)
+    assert last_event("control.approved").data["after"]["duties"] == sorted(
+        role.duties.values_list("duty", flat=True))
+
+
 def test_bad_values_are_field_errors_and_change_nothing(demo, now, nothing_written):
     with nothing_written(), pytest.raises(ValidationError) as invalid:
         control_change(actor=demo.sec, kind=POLICY, target=production_policy(demo),
