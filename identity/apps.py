@@ -8,6 +8,7 @@ class IdentityConfig(AppConfig):
 
     def ready(self):
         from governance.signals import account_deactivated
+        from identity import controls  # noqa: F401  (group role mappings are controls)
         from identity.services import leavers
 
         account_deactivated.connect(leavers.on_account_deactivated, dispatch_uid="identity_leavers")

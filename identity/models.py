@@ -47,20 +47,26 @@ class ScimGroup(models.Model):
 
 class GroupRoleMapping(models.Model):
     """Membership of ``group`` (by its display name, as the provider pushes it) means ``role`` in
-    ``team`` (and ``environment``), granted through the grant service like any other grant."""
+    ``team`` (and ``environment``), granted through the grant service like any other grant.
+
+    A control (identity.controls): added, changed or switched on only with a second person's
+    approval, because it hands out a role; switched off (``is_active``) at once. Never deleted:
+    the grants it made point at it."""
 
     group_name = models.CharField(max_length=255, db_index=True)
     role = models.ForeignKey("governance.Role", on_delete=models.PROTECT, related_name="+")
     team = models.ForeignKey("governance.Team", on_delete=models.PROTECT, related_name="+")
     environment = models.ForeignKey("governance.Environment", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
+    is_active = models.BooleanField(default=True, help_text="Off: the group's members are no longer granted the role.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group_name", "role", "team", "environment"],
                                                name="group_mapping_once")]
 
     def __str__(self):
-        return f"{self.group_name} -> {self.role_id}"
+        where = f" in {self.environment.slug}" if self.environment_id else ""
+        return f"{self.group_name} -> {self.role.slug} in {self.team.slug}{where}"
 
 
 class GroupGrant(models.Model):

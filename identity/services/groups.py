@@ -24,7 +24,7 @@ def _add_member(group: ScimGroup, user, *, actor, at) -> bool:
     try:
         with transaction.atomic():
             if user.is_active:
-                for mapping in GroupRoleMapping.objects.filter(group_name=group.display_name).select_related(
+                for mapping in GroupRoleMapping.objects.filter(group_name=group.display_name, is_active=True).select_related(
                         "role", "team", "environment"):
                     assignment = governance_services.role_grant_provisioned(
                         actor=actor, user=user, role=mapping.role, team=mapping.team, environment=mapping.environment,

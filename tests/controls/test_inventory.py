@@ -22,6 +22,7 @@ from audit.models import AuditEvent, NotificationChannel
 from governance.controls import registry
 from governance.controls.services import control_change
 from governance.models import ConflictRule, ControlChange
+from identity.models import GroupRoleMapping
 from integrations.models import LinkedRepository, PlatformAccount
 from releases.models import ApprovalPolicy, StandardChangeTemplate
 from tests.factories import set_control
@@ -160,6 +161,11 @@ SAMPLES = {
     "integrations.platformaccount": {
         "user": (lambda d: d.rev2.pk, WEAKER), "platform": ("gitlab", WEAKER), "login": ("someone-else", WEAKER),
     },
+    "identity.grouprolemapping": {
+        "group_name": ("cs-admins", WEAKER), "role": (lambda d: d.roles["operations"].pk, WEAKER),
+        "team": (lambda d: d.identity.pk, WEAKER), "environment": (lambda d: d.production.pk, WEAKER),
+        "is_active": (False, STRONGER),
+    },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),
         "interval": (lambda d: IntervalSchedule.objects.get_or_create(every=7, period="days")[0].pk, WEAKER),
@@ -190,7 +196,11 @@ def _targets(demo):
         actor=demo.admin, kind="integrations.platformaccount",
         values={"user": demo.rev, "platform": "github", "login": "Codertocat"},
     ).target_id)
+    mapping = GroupRoleMapping.objects.get(pk=set_control(
+        by=demo.admin, second=demo.sec, control="identity.grouprolemapping", group_name="cs-reviewers",
+        role=demo.roles["reviewer"], team=demo.payments, environment=demo.staging, is_active=True).pk)
     return {
+        "identity.grouprolemapping": mapping,
         "integrations.linkedrepository": repository,
         "integrations.platformaccount": account,
         "releases.approvalpolicy": ApprovalPolicy.objects.get(environment=demo.production),

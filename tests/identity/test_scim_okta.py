@@ -127,9 +127,11 @@ def test_break_glass_superusers_are_not_the_providers(demo):
     assert scim.get(f"/Users/{demo.admin.pk}").status_code == 404
 
 
-def test_group_mappings_are_set_with_a_recorded_command(demo):
+def test_group_mappings_are_proposed_with_a_recorded_command(demo):
     from django.core.management import call_command
 
-    call_command("map_group", "cs-reviewers", "reviewer", "payments", "staging", stdout=open("/dev/null", "w"))
-    assert GroupRoleMapping.objects.filter(group_name="cs-reviewers", role__slug="reviewer").exists()
-    assert AuditEvent.objects.filter(action="identity.group_mapping_added", data__group="cs-reviewers").exists()
+    call_command("map_group", "cs-reviewers", "reviewer", "payments", "staging", "--by", "admin",
+                 stdout=open("/dev/null", "w"))
+    assert not GroupRoleMapping.objects.exists()  # a control: waits for a second person
+    assert AuditEvent.objects.filter(action="control.proposed", data__kind="identity.grouprolemapping",
+                                     data__after__group_name="cs-reviewers").exists()

@@ -281,6 +281,7 @@ ADMIN_OBJECTS = {
     "integrations.platformaccount": "platform_account",
     "integrations.webhookdelivery": "webhook_delivery",
     "integrations.learntcontributor": "learnt_contributor",
+    "identity.grouprolemapping": "group_mapping",
 }
 
 
@@ -354,6 +355,8 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "integrations.platformaccount": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     "integrations.webhookdelivery": pages(SUPERUSER_ONLY, NO_STAFF),
     "integrations.learntcontributor": pages(SUPERUSER_ONLY, NO_STAFF),
+    # Identity (issue 17): which provider group hands out which role spans every environment (K6).
+    "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 
@@ -533,6 +536,10 @@ def build_world() -> dict:
     account = PlatformAccount.objects.get(pk=control_change(
         actor=users["admin"], kind="integrations.platformaccount",
         values={"user": users["dev2"], "platform": "github", "login": "matrix-dev2"}).target_id)
+    from identity.models import GroupRoleMapping
+
+    group_mapping = GroupRoleMapping.objects.create(group_name="matrix-group", role=roles["reviewer"],
+                                                    team=teams["payments"])
     delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
                                               repository=repository, payload={})
     learnt = LearntContributor.objects.create(
@@ -581,6 +588,7 @@ def build_world() -> dict:
         "channel": channel.pk,
         "linked_repository": repository.pk,
         "platform_account": account.pk,
+        "group_mapping": group_mapping.pk,
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "control_change": proposal.pk,
