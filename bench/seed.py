@@ -97,6 +97,7 @@ from governance import duties, seeds
 from governance.models import ApiToken, ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 from governance.permissions import _permissions
 from releases import decisions
+from releases.fields import CanonicalJSONField
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
 
 SEED = 20240611
@@ -202,7 +203,10 @@ class _Writer:
             return
         fields = model._meta.concrete_fields
         if self.pg:
-            json_at = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
+            # JSON values as the column stores them: jsonb text, or a CanonicalJSONField's canonical text.
+            json_at = [(i, f.get_prep_value if isinstance(f, CanonicalJSONField) else json.dumps)
+                       for i, f in enumerate(fields)
+                       if f.get_internal_type() == "JSONField" or isinstance(f, CanonicalJSONField)]
             quote = connection.ops.quote_name
             cols = ", ".join(quote(f.column) for f in fields)
             with connection.cursor() as cursor:
@@ -210,8 +214,8 @@ class _Writer:
                     for row in rows:
                         if json_at:
                             row = list(row)
-                            for i in json_at:
-                                row[i] = json.dumps(row[i])
+                            for i, encode in json_at:
+                                row[i] = encode(row[i])
                         copy.write_row(row)
         else:
             names = [f.attname for f in fields]

@@ -7,6 +7,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from governance.models import Environment, Team
+from releases.fields import CanonicalJSONField
 
 User = settings.AUTH_USER_MODEL
 
@@ -282,10 +283,10 @@ class Deployment(models.Model):
     notes = models.TextField(blank=True)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
     rollback_reason = models.TextField(blank=True)
-    decision = models.JSONField(
+    decision = CanonicalJSONField(
         null=True, blank=True, editable=False,
-        help_text="The policy engine's decision when the deployment started (releases.decisions). Empty: "
-        "started before decisions were recorded, or written around the services.",
+        help_text="The policy engine's decision when the deployment started (releases.decisions), stored as "
+        "canonical JSON text. Empty: started before decisions were recorded, or written around the services.",
     )
     history = HistoricalRecords(excluded_fields=["decision"])  # written once, never changed
 

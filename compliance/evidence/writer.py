@@ -10,8 +10,10 @@ Formats (documented for auditors in the README and the bundle's report):
   numeric columns, cannot carry a formula, and a negative number must stay a number. A string
   that merely looks numeric, such as ``-5`` typed into a free-text field, is still prefixed.
   Lists are joined with ``"; "``; objects are written as ``key=value`` pairs, except free-form
-  JSON columns (an audit event's ``data``, an alert's ``details``) written as compact JSON; booleans as
-  ``true``/``false``; empty values as an empty cell; times in ISO 8601 UTC.
+  JSON columns (an audit event's ``data``, an alert's ``details``) written as compact JSON (sorted
+  keys, no spaces; a deployment's ``decision_record`` is stored in that form and copied as it is,
+  see ``RawJSON``); booleans as ``true``/``false``; empty values as an empty cell; times in ISO
+  8601 UTC.
 - **JSON**: one JSON array per dataset, one object per line (``[`` and ``]`` on their own lines),
   UTF-8 without BOM. It keeps the raw values (no quote prefix) and the structure (lists and
   objects), so ``json.load`` reads it and a line-oriented tool can stream it.
@@ -124,11 +126,36 @@ _json_line = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
 _json_cell_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=_json_default).encode
 
 
+class RawJSON(str):
+    """JSON text a dataset read from the database and writes as it is, without decoding it (a
+    deployment's decision record, stored as canonical JSON text by ``releases.fields``): into the
+    JSON line verbatim, as a JSON value rather than a string, and into the CSV cell with only the
+    CSV quoting (canonical text is already the compact form a free-form JSON cell takes). The
+    dataset vouches that the text is valid JSON; ``DatasetWriter`` does not parse it."""
+
+    __slots__ = ()
+
+
 def _json_cell(value) -> str:
     """Free-form JSON (an audit event's data, an alert's details) as compact JSON text in one cell."""
     if value is None:
         return ""
+    if type(value) is RawJSON:
+        return neutralise(str(value))
     return neutralise(_json_cell_text(value))
+
+
+def _json_line_raw(row: dict, raw: list[str]) -> str:
+    """One row's JSON line when some of its free-form JSON cells (``raw``: their names) are RawJSON:
+    encoded with ``null`` in their place, then each ``"name": null`` is replaced by the text. The
+    pattern cannot occur inside an encoded string (every quote there is escaped), and keys are
+    unique, so the first match is the cell."""
+    line = _json_line({k: (None if k in raw else v) for k, v in row.items()})
+    for name in raw:
+        marker = f"{_json_line(name)}: null"
+        at = line.index(marker) + len(marker) - 4
+        line = f"{line[:at]}{row[name]}{line[at + 4:]}"
+    return line
 
 
 class ZipPipe:
@@ -199,6 +226,7 @@ class DatasetWriter:
         self.name = name
         self.columns = columns
         self._json_indexes = [i for i, c in enumerate(columns) if c in json_columns]
+        self._json_names = [columns[i] for i in self._json_indexes]
         self.rows = 0
         self.files: dict[str, dict] = {}
         self._pipe = pipe or ZipPipe(threaded=False)
@@ -266,10 +294,14 @@ class DatasetWriter:
             name = columns[index]
             for cell_row, row in zip(cells, objects, strict=True):
                 cell_row[index] = _json_cell(row[name])
-        lines = ",\n".join(map(_json_line, objects))
+        lines = ",\n".join([self._line(row) for row in objects] if self._json_indexes else map(_json_line, objects))
         json_bytes = (("\n" if self.rows == 0 else ",\n") + lines).encode("utf-8")
         self._pipe.submit(self._write, self._csv_text(cells), json_bytes)
         self.rows += len(rows)
+
+    def _line(self, row: dict) -> str:
+        raw = [name for name in self._json_names if type(row[name]) is RawJSON]
+        return _json_line_raw(row, raw) if raw else _json_line(row)
 
     def close(self) -> dict[str, dict]:
         """Finish both members (once the pipe reaches this point); returns ``files``, filled then."""

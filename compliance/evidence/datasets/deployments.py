@@ -17,14 +17,15 @@ services) says so: ``decision`` is ``not_recorded``, its verdict ``not_recorded`
 when the facts show a conflict), the exception kind ``no_decision_recorded``; its policy is looked
 up in the policy's history for context only (docs/rules.md L-section).
 """
+import json
 from datetime import datetime
 from typing import Callable
 
-from django.db.models import QuerySet
+from django.db.models import ExpressionWrapper, F, QuerySet, TextField
 
 from compliance.evidence.control_history import BELOW_BASELINE, WEAKENED, below_baseline
 from compliance.evidence.datasets.base import Context, Dataset, policy_at
-from compliance.evidence.writer import iso
+from compliance.evidence.writer import RawJSON, iso
 from governance.models import Environment
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 from releases.policy import sod_conflicts
@@ -37,8 +38,12 @@ DEPLOYMENT_FIELDS = (
     "change_request__author__username", "deployer_id", "deployer__username", "state",
     "change_request__created_at", "change_request__submitted_at", "change_request__approved_at", "started_at",
     "finished_at", "rolled_back_at", "pipeline_url", "change_request__pir_due_at",
-    "change_request__pir_by__username", "change_request__pir_at", "decision",
+    "change_request__pir_by__username", "change_request__pir_at", "record",
 )
+
+# The decision record's stored text (canonical JSON, releases.fields), read as text: it is copied
+# into both files as it is and decoded once for the few keys the rest of the row needs.
+RECORD_TEXT = ExpressionWrapper(F("decision"), output_field=TextField())
 
 
 def _deployments(production_only: bool) -> Callable[[Context], QuerySet]:
@@ -46,7 +51,7 @@ def _deployments(production_only: bool) -> Callable[[Context], QuerySet]:
         qs = Deployment.objects.filter(ctx.in_period("started_at"))
         if production_only:
             qs = qs.filter(environment__tier=Environment.Tier.PRODUCTION)
-        return qs.order_by("started_at", "pk").values_list(*DEPLOYMENT_FIELDS)
+        return qs.annotate(record=RECORD_TEXT).order_by("started_at", "pk").values_list(*DEPLOYMENT_FIELDS)
 
     return queryset
 
@@ -136,7 +141,8 @@ def deployment_rows(ctx: Context, batch: list[tuple]) -> list[dict]:
     for (
         pk, change_id, title, team, environment_id, environment, tier, ticket_url, artifact, revision,
         change_type, risk, author_id, author, deployer_id, deployer, state, created_at, submitted_at,
-        approved_at, started_at, finished_at, rolled_back_at, pipeline_url, pir_due_at, pir_by, pir_at, record,
+        approved_at, started_at, finished_at, rolled_back_at, pipeline_url, pir_due_at, pir_by, pir_at,
+        text,
     ) in batch:
         listed = contributors.get(change_id, {})
         approved = approvals.get((change_id, revision), ())
@@ -145,14 +151,17 @@ def deployment_rows(ctx: Context, batch: list[tuple]) -> list[dict]:
         conflicts_now = sod_conflicts(author_id=author_id, contributor_ids=listed.keys(),
                                       approver_ids={a[1] for a in approved}, deployer_id=deployer_id)
         later = list(ctx.change_alerts.get(change_id, ()))
-        if record is not None:
-            decided_at = datetime.fromisoformat(record["decided_at"])
+        if text is not None:
+            record = json.loads(text)
             counted = {a["approval_id"] for a in record["approvers"]}
             later += [f"approval by {a[2] or 'system (policy)'}{LATER}" for a in approved if a[0] not in counted]
-            later += [f"contributor {name}{LATER}" for name, listed_at in listed.values() if listed_at > decided_at]
-            recorded = record["sod"]["findings"]
+            if listed:
+                decided_at = datetime.fromisoformat(record["decided_at"])
+                later += [f"contributor {name}{LATER}" for name, listed_at in listed.values() if listed_at > decided_at]
+            sod = record["sod"]
+            recorded = sod["findings"]
             learnt = [f"{code}{LATER}" for code in conflicts_now if code not in recorded]
-            verdict = "violation" if learnt else record["sod"]["verdict"]
+            verdict = "violation" if learnt else sod["verdict"]
             sod_findings = recorded + learnt
             approvers = [_approver(a["username"], a["role"], a["team_member"], a["via"], a["at"])
                          for a in record["approvers"]]
@@ -160,6 +169,7 @@ def deployment_rows(ctx: Context, batch: list[tuple]) -> list[dict]:
             policy_findings = [_unmet(r) for r in record["requirements"] if not r["met"]]
             below = _below_baseline(ctx, environment_id, environment, policy)
             decision = "allowed" if record["allowed"] else "refused"
+            text = RawJSON(text)
         else:
             verdict = "violation" if conflicts_now else NOT_RECORDED
             sod_findings = conflicts_now
@@ -211,7 +221,7 @@ def deployment_rows(ctx: Context, batch: list[tuple]) -> list[dict]:
             "sod_findings": sod_findings,
             "later_findings": later,
             "control_findings": history.weakened_at(environment, started_at) + below,
-            "decision_record": record,
+            "decision_record": text,
         })
     return rows
 
