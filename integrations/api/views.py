@@ -58,6 +58,8 @@ class ChangeRequestSourceViewSet(VisibleObjectViewSet):
     its attestation, its links to pull/merge requests and commits, and who the source says worked
     on it."""
 
+    pagination_class = None  # each action answers one object or the whole (short) list
+
     def get_queryset(self):
         return change_requests_visible_to(self.request.user, at=timezone.now())
 
