@@ -130,3 +130,4 @@ class DetailSerializer(serializers.Serializer):
 # Response declarations every API module shares (API.md's error shapes).
 UNAUTHENTICATED = OpenApiResponse(DetailSerializer, description="No, bad, expired or revoked credentials.")
 FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+INVALID = OpenApiResponse(FIELD_ERRORS, description="Field errors: `{field: [message, …]}`.")

@@ -3,7 +3,7 @@ Adding one or switching it back on waits for a second person; switching it off a
 from django.contrib import admin
 
 from core.admin import ServiceOnlyAdmin
-from governance.admin.duties import is_security
+from governance.admin.duties import configures_controls
 from governance.controls.admin import ControlledAdminMixin
 from identity.models import GroupRoleMapping
 
@@ -16,5 +16,4 @@ class GroupRoleMappingAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     search_fields = ["group_name"]
 
     def may_read(self, request) -> bool:
-        user = request.user
-        return user.is_active and user.is_staff and (user.is_superuser or is_security(request))
+        return configures_controls(request)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from core.admin import ServiceOnlyAdmin
-from governance.admin.duties import is_security
+from governance.admin.duties import configures_controls
 from governance.controls.admin import ControlForm, ControlledAdminMixin
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
 
@@ -40,7 +40,7 @@ class LinkedRepositoryAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     list_filter = ["platform", "is_active"]
 
     def may_read(self, request) -> bool:
-        return _configures_controls(request)
+        return configures_controls(request)
 
 
 @admin.register(PlatformAccount)
@@ -51,12 +51,7 @@ class PlatformAccountAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     search_fields = ["login", "user__username"]
 
     def may_read(self, request) -> bool:
-        return _configures_controls(request)
-
-
-def _configures_controls(request) -> bool:
-    user = request.user
-    return user.is_active and user.is_staff and (user.is_superuser or is_security(request))
+        return configures_controls(request)
 
 
 class ReadOnlyAdmin(ServiceOnlyAdmin):

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from audit.chain import canonical_fields
 from audit.models import AuditEvent
 from compliance import trail
-from core.api import FIELD_ERRORS, MAX_ID, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
+from core.api import INVALID, MAX_ID, UNAUTHENTICATED, DetailSerializer, RefusalSerializer
 from core.memo import per_request
 from core.viewsets import VisibleObjectViewSet
 from governance import duties
@@ -31,7 +31,6 @@ from governance.selectors import has_duty
 MAY_NOT_READ = OpenApiResponse(
     RefusalSerializer, description="`missing_duty`: reading the audit trail needs view_audit (or security_approve)."
 )
-INVALID = OpenApiResponse(FIELD_ERRORS, description="Field errors: `{field: [message, …]}`.")
 BAD_CURSOR = OpenApiResponse(DetailSerializer, description="The cursor is not one this endpoint handed out.")
 
 

@@ -24,6 +24,13 @@ def is_security(request) -> bool:
     return holds_duty(request, duties.SECURITY_APPROVE)
 
 
+def configures_controls(request) -> bool:
+    """Who reads the admin pages of the configuration controls (channels, schedules, linked
+    repositories, group mappings): active staff who are superusers or hold security_approve."""
+    user = request.user
+    return user.is_active and user.is_staff and (user.is_superuser or is_security(request))
+
+
 def sees_all_assignments(request) -> bool:
     """Mirrors ``selectors.sees_all_assignments`` from the memoised duties (V2)."""
     return request.user.is_superuser or is_security(request) or holds_duty(request, duties.VIEW_AUDIT)

@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api import StrictSerializer, validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
+from core.api import INVALID, StrictSerializer, validated, DetailSerializer, RefusalSerializer, UNAUTHENTICATED
 from core.viewsets import VisibleObjectViewSet
 from governance import selectors
 from governance.controls import services
@@ -50,7 +50,6 @@ def control_changes_visible_to(user):
     return ControlChange.objects.filter(Q(proposed_by_id=user.pk) | Q(scope__team__in=teams))
 
 
-INVALID = OpenApiResponse(FIELD_ERRORS, description="Field errors: `{field: [message, …]}`.")
 NOT_FOUND = OpenApiResponse(DetailSerializer, description="Does not exist or is not visible to the caller.")
 DENIED = OpenApiResponse(RefusalSerializer, description="Not allowed: `four_eyes_control`, `missing_duty`, …")
 CONFLICT = OpenApiResponse(RefusalSerializer, description="Not pending, expired (`control_proposal_expired`) or "

@@ -15,14 +15,9 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 
 from audit.models import NotificationChannel
 from core.admin import ServiceOnlyAdmin, run_per_object
-from governance.admin.duties import is_security
+from governance.admin.duties import configures_controls
 from governance.controls import services
 from governance.controls.admin import ControlForm, ControlledAdminMixin, DeletableControlMixin
-
-
-def _configures_controls(request) -> bool:
-    user = request.user
-    return user.is_active and user.is_staff and (user.is_superuser or is_security(request))
 
 
 class NotificationChannelForm(ControlForm):
@@ -62,7 +57,7 @@ class NotificationChannelAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     search_fields = ["name", "team"]
 
     def may_read(self, request) -> bool:
-        return _configures_controls(request)
+        return configures_controls(request)
 
     @admin.display(description="Team")
     def team_or_all(self, channel):
@@ -101,7 +96,7 @@ class PeriodicTaskAdmin(DeletableControlMixin, ControlledAdminMixin, ServiceOnly
     actions = ["enable_selected", "disable_selected"]
 
     def may_read(self, request) -> bool:
-        return _configures_controls(request)
+        return configures_controls(request)
 
     def _set_enabled(self, request, queryset, enabled: bool, verb: str):
         run_per_object(self, request, queryset, verb, lambda task: services.control_change(
@@ -120,10 +115,10 @@ class AddOnlyScheduleAdmin(ServiceOnlyAdmin, beat_admin.ScheduleAdmin):
     """A schedule definition, shared by the tasks that use it: added, never edited or deleted."""
 
     def may_read(self, request) -> bool:
-        return _configures_controls(request)
+        return configures_controls(request)
 
     def has_add_permission(self, request):
-        return _configures_controls(request)
+        return configures_controls(request)
 
 
 @admin.register(ClockedSchedule)

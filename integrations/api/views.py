@@ -6,13 +6,12 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.api import FIELD_ERRORS, UNAUTHENTICATED, DetailSerializer, RefusalSerializer, StrictSerializer
+from core.api import INVALID, UNAUTHENTICATED, DetailSerializer, RefusalSerializer, StrictSerializer
 from core.viewsets import VisibleObjectViewSet
 from integrations import sources
 from integrations.models import Attestation, LearntContributor, LinkedRepository
 from releases.selectors import change_requests_visible_to
 
-INVALID = OpenApiResponse(FIELD_ERRORS, description="Field errors: `{field: [message, …]}`.")
 DENIED = OpenApiResponse(RefusalSerializer, description="Not the change's author (`not_author`).")
 ENVELOPE = {
     "type": "object",
