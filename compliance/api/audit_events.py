@@ -91,14 +91,16 @@ class SequencePagination(CursorPagination):
 
 
 class _UtcDateTimeField(IsoDateTimeField):
-    """An ISO 8601 date and time that exists in UTC: ``0001-01-01T00:00+01:00`` does not, and would
-    overflow in the database adapter (a 500) instead of being refused (400)."""
+    """An ISO 8601 date and time, handed to the database in UTC. ``0001-01-01T00:00+01:00`` has no
+    UTC value and is refused (400) rather than overflowing in the database adapter (a 500). Any
+    offset Python accepts (up to ±23:59) is converted, so PostgreSQL, which refuses offsets past
+    ±15:59 in a literal, never sees one."""
 
     def to_python(self, value):
         value = super().to_python(value)
         if value is not None:
             try:
-                value.astimezone(dt_timezone.utc)
+                value = value.astimezone(dt_timezone.utc)
             except OverflowError:
                 raise ValidationError("Out of range.", code="invalid") from None
         return value
