@@ -92,6 +92,8 @@ def test_every_class_of_the_mapping_is_used_and_named_as_the_schema_names_it():
     assert used == set(ocsf.CLASSES)
     for class_uid, (name, category_uid, category_name) in ocsf.CLASSES.items():
         assert schema_class(class_uid)["caption"] == name
+        assert schema_class(class_uid)["category_name"] == category_name
+        assert CATEGORY_UIDS[schema_class(class_uid)["category"]] == category_uid
         for activity_id, caption in ocsf.ACTIVITIES[class_uid].items():
             assert schema_class(class_uid)["attributes"]["activity_id"]["enum"][str(activity_id)]["caption"] == caption
 
