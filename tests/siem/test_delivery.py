@@ -212,3 +212,15 @@ def test_a_switched_off_sink_sends_nothing(demo):
     delivery.deliver(stream.pk)
     receiver.stop()
     assert receiver.connections == [] and cursor(stream).acknowledged_sequence == 0
+
+
+def test_the_beat_task_streams_every_active_sink(demo):
+    from config.schedule import SCHEDULE
+    from compliance.tasks import stream_to_siems
+
+    assert {"task": "compliance.tasks.stream_to_siems", "every": 10} in SCHEDULE.values()
+    receiver = SyslogReceiver().start()
+    stream = sink(demo, name="Beat", transport="syslog_tcp", destination=f"127.0.0.1:{receiver.port}", batch_size=1000)
+    assert stream_to_siems.apply().get() == {"Beat": head()}
+    receiver.stop()
+    assert cursor(stream).acknowledged_sequence == head()
