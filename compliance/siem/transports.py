@@ -48,6 +48,7 @@ def post(sink: SiemSink, body: bytes, headers: dict) -> int:
             response.read()
             status = response.status
     except urllib.error.HTTPError as exc:
+        exc.close()
         raise DeliveryFailed(f"the collector answered {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
@@ -67,18 +68,22 @@ def send_syslog(sink: SiemSink, payload: bytes) -> None:
         host, port = host_and_port(sink.destination)
     except ValueError:
         raise DeliveryFailed(f"not host:port: {sink.destination!r}") from None
+    sock = None
     try:
-        with socket.create_connection((host, port), timeout=TIMEOUT_SECONDS) as raw:
-            if sink.transport == SiemSink.Transport.SYSLOG_TLS:
-                sock = tls_context(sink).wrap_socket(raw, server_hostname=host)
-                sock.sendall(payload)
-                try:
-                    raw = sock.unwrap()  # our close_notify, then the receiver's
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                    return  # the receiver closed after reading our close_notify
-            else:
-                raw.sendall(payload)
-            raw.shutdown(socket.SHUT_WR)
-            _until_closed(raw)
+        sock = socket.create_connection((host, port), timeout=TIMEOUT_SECONDS)
+        if sink.transport == SiemSink.Transport.SYSLOG_TLS:
+            sock = tls_context(sink).wrap_socket(sock, server_hostname=host)
+            sock.sendall(payload)
+            try:
+                sock = sock.unwrap()  # our close_notify, then the receiver's
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                return  # the receiver closed after reading our close_notify
+        else:
+            sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        _until_closed(sock)
     except (OSError, ssl.SSLError) as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if sock is not None:
+            sock.close()

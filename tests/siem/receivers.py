@@ -4,6 +4,7 @@ octet-counted frames. Each can be stopped and started again on the same port.
 
 The syslog receiver handles one connection at a time, to its end, in the order they arrive: a
 batch is one connection, so what it records is in the order the sender sent it."""
+import ipaddress
 import re
 import socket
 import ssl
@@ -158,8 +159,6 @@ def self_signed(tmp_path=None) -> tuple[str, ssl.SSLContext | None]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "siem-test")])
     now = datetime.now(timezone.utc)
-    import ipaddress
-
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=1))
