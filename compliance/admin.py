@@ -152,3 +152,5 @@ class OutboxMessageAdmin(ServiceOnlyAdmin):
 
 # Evidence exports register their admin pages in their own module.
 from compliance.evidence import admin as _evidence_admin  # noqa: E402,F401
+# SIEM sinks are controls; their admin page lives with them.
+from compliance.siem import admin as _siem_admin  # noqa: E402,F401

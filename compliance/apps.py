@@ -3,7 +3,12 @@ from django.apps import AppConfig
 
 class ComplianceConfig(AppConfig):
     """The auditors' and security officers' room, above governance and releases: alert resolution,
-    the audit trail's admin and API, evidence exports and their offline verifier."""
+    the audit trail's admin and API, evidence exports and their offline verifier, and the SIEM
+    sinks that stream the trail out."""
 
     name = "compliance"
     verbose_name = "Compliance"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from compliance.siem import controls  # noqa: F401  (SIEM sinks are controls)

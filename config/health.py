@@ -13,6 +13,15 @@ def _broker_ok() -> bool:
     return True
 
 
+def _siem_lag() -> list[dict]:
+    from compliance.siem import lag
+
+    try:
+        return lag.all_sinks()
+    except Exception:  # noqa: BLE001 - the health answer never fails on its details
+        return []
+
+
 def healthz(request):
     """200 when the database and, if configured, the broker answer; 503 otherwise."""
     checks = {}
@@ -29,8 +38,13 @@ def healthz(request):
         except Exception as exc:  # noqa: BLE001
             checks["broker"] = f"error: {exc.__class__.__name__}"
     healthy = all(v == "ok" for v in checks.values())
-    response = JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
-                            status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    if checks["database"] == "ok":
+        siem = _siem_lag()
+        if siem:
+            # How far behind each SIEM sink is (docs/siem.md "Lag"); informative, never unhealthy.
+            body["details"] = {"siem": siem}
+    response = JsonResponse(body, status=200 if healthy else 503)
     if not healthy:
         # Load balancers and probes: take this instance out for a moment, it recovers by itself
         # (a PostgreSQL restart, a Redis outage; see docs/operations.md).

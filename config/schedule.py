@@ -24,5 +24,7 @@ SCHEDULE = {
     },
     "releases: escalate stalled approvals": {"task": "releases.tasks.escalate_stalled", "every": 300},
     "releases: overdue post-implementation reviews": {"task": "releases.tasks.pir_overdue_scan", "every": 3600},
+    # The audit trail to the SIEM sinks (docs/siem.md): each run sends what is past each cursor.
+    "compliance: stream the audit trail to SIEM sinks": {"task": "compliance.tasks.stream_to_siems", "every": 10},
     "releases: reciprocal approval scan": {"task": "releases.tasks.reciprocal_scan", "crontab": "45 3 * * *"},
 }

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEvent, NotificationChannel
+from compliance.siem.models import SiemSink
 from governance.controls import registry
 from governance.controls.services import control_change
 from governance.models import ConflictRule, ControlChange
@@ -26,6 +27,7 @@ from identity.models import GroupRoleMapping
 from integrations.models import LinkedRepository, PlatformAccount
 from releases.models import ApprovalPolicy, StandardChangeTemplate
 from tests.factories import set_control
+from tests.siem.receivers import self_signed
 
 # Every model in the admin that is not a control, and why (a control is a registered kind).
 NOT_CONTROLS = {
@@ -166,6 +168,13 @@ SAMPLES = {
         "team": (lambda d: d.identity.pk, WEAKER), "environment": (lambda d: d.production.pk, WEAKER),
         "is_active": (False, STRONGER),
     },
+    "compliance.siemsink": {
+        "name": ("SOC Splunk EU", NEUTRAL), "transport": ("https_json", WEAKER),
+        "destination": ("https://siem.elsewhere.example/collector", WEAKER), "format": ("countersign", WEAKER),
+        "token": ("a-new-hec-token", WEAKER), "secret": ("a-new-hmac-key", WEAKER),
+        "ca_certificate": (lambda d: self_signed()[0], WEAKER), "actions": ("change_request.*", WEAKER),
+        "batch_size": (50, NEUTRAL), "is_active": (False, WEAKER),
+    },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),
         "interval": (lambda d: IntervalSchedule.objects.get_or_create(every=7, period="days")[0].pk, WEAKER),
@@ -199,7 +208,13 @@ def _targets(demo):
     mapping = GroupRoleMapping.objects.get(pk=set_control(
         by=demo.admin, second=demo.sec, control="identity.grouprolemapping", group_name="cs-reviewers",
         role=demo.roles["reviewer"], team=demo.payments, environment=demo.staging, is_active=True).pk)
+    sink = SiemSink.objects.get(pk=control_change(
+        actor=demo.admin, kind="compliance.siemsink", values={
+            "name": "SOC Splunk", "transport": "https_hec", "format": "ocsf", "token": "hec-token", "secret": "hmac",
+            "destination": "https://splunk.example.com:8088/services/collector/event"},
+    ).target_id)
     return {
+        "compliance.siemsink": sink,
         "identity.grouprolemapping": mapping,
         "integrations.linkedrepository": repository,
         "integrations.platformaccount": account,

@@ -282,6 +282,7 @@ ADMIN_OBJECTS = {
     "integrations.webhookdelivery": "webhook_delivery",
     "integrations.learntcontributor": "learnt_contributor",
     "identity.grouprolemapping": "group_mapping",
+    "compliance.siemsink": "siem_sink",
 }
 
 
@@ -357,6 +358,8 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "integrations.learntcontributor": pages(SUPERUSER_ONLY, NO_STAFF),
     # Identity (issue 17): which provider group hands out which role spans every environment (K6).
     "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
+    "compliance.siemsink": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 
@@ -540,6 +543,11 @@ def build_world() -> dict:
 
     group_mapping = GroupRoleMapping.objects.create(group_name="matrix-group", role=roles["reviewer"],
                                                     team=teams["payments"])
+    from compliance.siem.models import SiemSink
+
+    siem_sink = SiemSink.objects.get(pk=control_change(
+        actor=users["admin"], kind="compliance.siemsink",
+        values={"name": "Matrix SIEM", "transport": "syslog_tls", "destination": "siem.example.com:6514"}).target_id)
     delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
                                               repository=repository, payload={})
     learnt = LearntContributor.objects.create(
@@ -589,6 +597,7 @@ def build_world() -> dict:
         "linked_repository": repository.pk,
         "platform_account": account.pk,
         "group_mapping": group_mapping.pk,
+        "siem_sink": siem_sink.pk,
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "control_change": proposal.pk,
