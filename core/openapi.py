@@ -96,10 +96,11 @@ def shared_responses(result, generator, request, public):
             wanted = dict(SHARED, **(BODY if "requestBody" in operation else {}))
             for status, (name, schema, _, headers) in wanted.items():
                 own = declared.get(status)
-                if own is None or "$ref" in own:
+                if own and "$ref" not in own and own.get("description"):
+                    # The operation's own words about this status (its reason codes), the shared body.
+                    declared[status] = _response(schema, own["description"], headers)
+                else:
                     declared[status] = {"$ref": f"#/components/responses/{name}"}
-                else:  # the operation's own words about this status, with the shared body
-                    declared[status] = _response(schema, own.get("description") or "", headers)
             operation["responses"] = dict(sorted(declared.items()))
     return result
 
