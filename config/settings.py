@@ -235,6 +235,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The shared error responses on every operation (core/openapi.py), after the enum names.
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.shared_responses"],
+    "GET_LIB_DOC_EXCLUDES": "core.openapi.lib_doc_excludes",
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "governance.models.RoleAssignment.Status",
         "ControlChangeStatusEnum": "governance.models.ControlChange.Status",
@@ -287,7 +288,9 @@ COUNTERSIGN_CONTROL_PROPOSAL_HOURS = int(os.environ.get("COUNTERSIGN_CONTROL_PRO
 # Where people reach the portal: the base of links sent by e-mail (password reset links).
 COUNTERSIGN_BASE_URL = os.environ.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000")
 # The OpenAPI document's `servers`: where the API answers (the origin; its paths carry /api/v1/).
-SPECTACULAR_SETTINGS["SERVERS"] = [{"url": COUNTERSIGN_BASE_URL, "description": "This Countersign (COUNTERSIGN_BASE_URL)."}]
+SPECTACULAR_SETTINGS["SERVERS"] = [
+    {"url": COUNTERSIGN_BASE_URL, "description": "This Countersign (COUNTERSIGN_BASE_URL)."},
+]
 # A password reset link works once, for this long (K5: administrators never set passwords).
 PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(24 * 3600)))
 # E2: unregistered_deployment alerts one reporter may raise in an hour through deployment-reports/;

@@ -104,3 +104,14 @@ def shared_responses(result, generator, request, public):
             operation["responses"] = dict(sorted(declared.items()))
     return result
 
+
+def lib_doc_excludes() -> list:
+    """``SPECTACULAR_SETTINGS["GET_LIB_DOC_EXCLUDES"]``: drf-spectacular's own list plus the API's
+    base classes, whose docstrings speak to this code's readers, so a serializer without a docstring
+    of its own is not described by ``StrictSerializer``'s in every generated client."""
+    from drf_spectacular.plumbing import get_lib_doc_excludes
+
+    from core.api import NoBody, StrictSerializer
+    from core.viewsets import VisibleObjectViewSet
+
+    return [*get_lib_doc_excludes(), StrictSerializer, NoBody, VisibleObjectViewSet]
