@@ -41,9 +41,12 @@ def generate(url: str, into: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client_package(live_server, tmp_path_factory):
-    """The generated package, imported (every module of it), and removed from ``sys.modules`` after."""
-    root = generate(f"{live_server.url}/api/schema/", tmp_path_factory.mktemp("generated"))
+def client_package(live_server, tmp_path_factory, django_db_blocker):
+    """The generated package, imported (every module of it), and removed from ``sys.modules`` after.
+    The live server's thread may check its database connection at the request's start (it reads
+    nothing for the schema): allowed here, before any test's database fixture."""
+    with django_db_blocker.unblock():
+        root = generate(f"{live_server.url}/api/schema/", tmp_path_factory.mktemp("generated"))
     sys.path.insert(0, str(root))
     try:
         package = importlib.import_module(PACKAGE)
