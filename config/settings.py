@@ -212,6 +212,12 @@ REST_FRAMEWORK = {
         "governance.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Request bodies are JSON only (issue 19 item 3): one media type per operation in the OpenAPI
+    # document, so a generated client sends JSON; a form body is 415 {detail}. SCIM (/scim/v2/, plain
+    # Django views on application/scim+json) and the platforms' webhooks (raw signed bytes) parse
+    # their own bodies; the portal's forms are Django forms.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 50,
@@ -227,6 +233,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The shared error responses on every operation (core/openapi.py), after the enum names.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.shared_responses"],
+    "GET_LIB_DOC_EXCLUDES": "core.openapi.lib_doc_excludes",
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "governance.models.RoleAssignment.Status",
         "ControlChangeStatusEnum": "governance.models.ControlChange.Status",
@@ -278,6 +287,10 @@ COUNTERSIGN_API_TOKEN_DEFAULT_DAYS = int(os.environ.get("COUNTERSIGN_API_TOKEN_D
 COUNTERSIGN_CONTROL_PROPOSAL_HOURS = int(os.environ.get("COUNTERSIGN_CONTROL_PROPOSAL_HOURS", "72"))
 # Where people reach the portal: the base of links sent by e-mail (password reset links).
 COUNTERSIGN_BASE_URL = os.environ.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000")
+# The OpenAPI document's `servers`: where the API answers (the origin; its paths carry /api/v1/).
+SPECTACULAR_SETTINGS["SERVERS"] = [
+    {"url": COUNTERSIGN_BASE_URL, "description": "This Countersign (COUNTERSIGN_BASE_URL)."},
+]
 # A password reset link works once, for this long (K5: administrators never set passwords).
 PASSWORD_RESET_TIMEOUT = int(os.environ.get("PASSWORD_RESET_TIMEOUT", str(24 * 3600)))
 # E2: unregistered_deployment alerts one reporter may raise in an hour through deployment-reports/;

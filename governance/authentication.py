@@ -54,7 +54,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Token <key>`; create one with `manage.py create_api_token USERNAME`.",
+            "description": "The header's value is `Token <key>` (the word Token, a space, the key), not "
+            "`Bearer`; create a key with `manage.py create_api_token USERNAME`. A client generated with "
+            "openapi-python-client: `AuthenticatedClient(base_url=..., token=key, prefix=\"Token\")` "
+            "(docs/api-clients.md).",
         }
 
 

@@ -4,17 +4,19 @@ import pytest
 import yaml
 from django.core.management import call_command
 
+SHARED = {"401", "403", "404", "409", "429", "503"}  # every operation's (core/openapi.py)
+WITH_BODY = SHARED | {"415"}  # the API takes JSON only
 ENDPOINTS = {
-    ("/api/v1/change-requests/", "post"): {"201", "400", "401", "403"},
-    ("/api/v1/change-requests/{id}/", "patch"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/submit/", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/approve/", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/reject/", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/cancel/", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/change-requests/{id}/gate/", "get"): {"200", "400", "401", "404"},
-    ("/api/v1/change-requests/{id}/deployments/", "post"): {"201", "400", "401", "403", "404", "409"},
-    ("/api/v1/deployments/{id}/finish/", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/api/v1/deployments/{id}/rollback/", "post"): {"200", "400", "401", "403", "404", "409"},
+    ("/api/v1/change-requests/", "post"): {"201", "400"} | WITH_BODY,
+    ("/api/v1/change-requests/{id}/", "patch"): {"200", "400"} | WITH_BODY,
+    ("/api/v1/change-requests/{id}/submit/", "post"): {"200", "400"} | SHARED,
+    ("/api/v1/change-requests/{id}/approve/", "post"): {"200", "400"} | WITH_BODY,
+    ("/api/v1/change-requests/{id}/reject/", "post"): {"200", "400"} | WITH_BODY,
+    ("/api/v1/change-requests/{id}/cancel/", "post"): {"200", "400"} | WITH_BODY,
+    ("/api/v1/change-requests/{id}/gate/", "get"): {"200", "400"} | SHARED,
+    ("/api/v1/change-requests/{id}/deployments/", "post"): {"201", "400"} | WITH_BODY,
+    ("/api/v1/deployments/{id}/finish/", "post"): {"200", "400"} | WITH_BODY,
+    ("/api/v1/deployments/{id}/rollback/", "post"): {"200", "400"} | WITH_BODY,
 }
 
 
