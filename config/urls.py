@@ -32,7 +32,7 @@ urlpatterns = [
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("releases.urls")),
 ]
-if settings.API_DOCS:  # Swagger UI loads third-party JS from a CDN: opt-in in production (config/security.py)
+if settings.API_DOCS:  # Swagger UI, served from our own static files (drf-spectacular-sidecar); API_DOCS=0 turns it off
     urlpatterns.insert(0, path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"))
 if settings.COUNTERSIGN_BENCH_ENDPOINTS:  # make bench only (bench/endpoints.py); off by default
     urlpatterns.insert(0, path("bench/", include("bench.urls")))
