@@ -93,9 +93,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # With DEBUG on, our 404 page instead of Django's technical one (config/errors.py).
+    "config.errors.FriendlyErrorsMiddleware",
     # Last, as django-axes asks: it turns a lockout flagged during the view into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# With DEBUG on (the demo) error pages are still ours, not Django's technical pages, unless a
+# developer asks for those (config/errors.py); tracebacks always go to the log.
+COUNTERSIGN_TECHNICAL_ERROR_PAGES = env_bool("COUNTERSIGN_TECHNICAL_ERROR_PAGES", False)
+DEFAULT_EXCEPTION_REPORTER = "config.errors.PortalExceptionReporter"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from config.health import healthz
 from governance.account_views import OwnPasswordChangeView, ResetLinkConfirmView
 
+# Our own pages (templates/4xx.html, 500.html), JSON under /api/; with DEBUG on too (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
 handler404 = "core.api.not_found"
 handler500 = "config.db_errors.server_error"  # a database outage answers 503 (config/db_errors.py)
 
