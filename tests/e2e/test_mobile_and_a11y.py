@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 BLOCKING = {"serious", "critical"}
+# Among the rules AXE_TAGS select (docs/portal.md lists them all): these must be in the set run.
+CORE_RULES = {"color-contrast", "label", "button-name", "link-name", "document-title", "html-has-lang",
+              "landmark-one-main", "page-has-heading-one", "meta-viewport", "scrollable-region-focusable",
+              "aria-valid-attr-value", "duplicate-id-aria", "heading-order", "region", "td-has-header"}
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 PASSWORD = "countersign-demo"
 # README screenshots this module takes when asked (make screenshots): page name -> file.
@@ -106,6 +110,8 @@ def _audit(page, width, size) -> list[str]:
             problems.append(f"the document is {wide} px wide in a {width} px viewport")
     problems += [f"button outside the viewport: {b}" for b in page.evaluate(BUTTONS_OUTSIDE, [width])]
     page.add_script_tag(path=str(AXE))
+    checked = set(page.evaluate("(tags) => axe.getRules(tags).map(rule => rule.ruleId)", AXE_TAGS))
+    problems += [f"axe did not run {rule}" for rule in sorted(CORE_RULES - checked)]
     for violation in page.evaluate(AXE_RUN, AXE_TAGS):
         if violation["impact"] in BLOCKING:
             problems.append(f"axe {violation['impact']} {violation['id']}: {violation['help']} at {violation['nodes']}")
