@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench soak venv migrate static clean lint oidc-provider fixtures
+.PHONY: run test bench soak venv migrate static clean lint oidc-provider fixtures screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@echo "==> Creating virtualenv in $(VENV) and installing requirements"
@@ -64,6 +64,13 @@ fixtures: $(NODE_STAMP)
 test: static $(OIDC_PROVIDER) fixtures
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
 	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+
+# `make screenshots` — the README's screenshots (docs/img/), taken by the browser tests that walk those
+# pages; only when asked: `make test` never writes docs/img/ (tests/e2e/conftest.py, screenshot()).
+SCREENSHOT_TESTS := tests/e2e/test_signoff_and_deploy.py tests/e2e/test_evidence_export.py tests/e2e/test_mobile_and_a11y.py
+screenshots: static fixtures
+	@echo "==> Regenerating the README's screenshots in docs/img/ from the browser tests"
+	@COUNTERSIGN_SCREENSHOTS=1 $(PY) -m pytest -p no:cacheprovider -q $(SCREENSHOT_TESTS)
 
 # `make bench` — every benchmark beside its floor (bench/run.py; docs/performance.md). PostgreSQL
 # (DATABASE_URL) is the shape that counts: gunicorn + locust per scale in databases of its own.

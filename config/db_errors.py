@@ -21,6 +21,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 
+from config.errors import is_api_request, server_error_json
+
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 DETAIL = "The database is unavailable for a moment. Nothing was changed; try again shortly."
@@ -65,4 +67,6 @@ def server_error(request, *args, **kwargs):
     exc = sys.exc_info()[1]
     if is_unavailable(exc):
         return unavailable_response(request, exc)
-    return defaults.server_error(request, *args, **kwargs)
+    if is_api_request(request):
+        return server_error_json(request)
+    return defaults.server_error(request, *args, **kwargs)  # templates/500.html

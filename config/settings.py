@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
     "guardian",
     "simple_history",
     "axes",
@@ -92,9 +93,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # With DEBUG on, our 404 page instead of Django's technical one (config/errors.py).
+    "config.errors.FriendlyErrorsMiddleware",
     # Last, as django-axes asks: it turns a lockout flagged during the view into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# With DEBUG on (the demo) error pages are still ours, not Django's technical pages, unless a
+# developer asks for those (config/errors.py); tracebacks always go to the log.
+COUNTERSIGN_TECHNICAL_ERROR_PAGES = env_bool("COUNTERSIGN_TECHNICAL_ERROR_PAGES", False)
+DEFAULT_EXCEPTION_REPORTER = "config.errors.PortalExceptionReporter"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -186,6 +194,8 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One date format, portal and admin alike, with the time zone shown (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -240,14 +250,16 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "governance.models.RoleAssignment.Status",
         "ControlChangeStatusEnum": "governance.models.ControlChange.Status",
     },
-    # Swagger UI (/api/docs/, only when API_DOCS is on) loads from this CDN, pinned to one release;
-    # its init script is served from our origin (SpectacularSwaggerSplitView), so no inline script.
-    "SWAGGER_UI_DIST": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14",
-    "SWAGGER_UI_FAVICON_HREF": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14/favicon-32x32.png",
+    # Swagger UI (/api/docs/) comes from drf-spectacular-sidecar, pinned in requirements.txt and
+    # served as our own static files: no CDN, works offline. Its init script is served from our
+    # origin too (SpectacularSwaggerSplitView), so the page runs no inline script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
-# Swagger UI runs third-party JavaScript from a CDN on our origin: served in development, and in
-# production only when an operator opts in (API_DOCS=1). The schema at /api/schema/ is always served.
-API_DOCS = env_bool("API_DOCS", DEBUG)
+# Swagger UI at /api/docs/: on by default (every file is ours); API_DOCS=0 turns it off. The schema
+# at /api/schema/ is always served.
+API_DOCS = env_bool("API_DOCS", True)
 
 # Celery: no broker means tasks run eagerly, in-process (the embedded default).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from config.health import healthz
 from governance.account_views import OwnPasswordChangeView, ResetLinkConfirmView
 
+# Our own pages (templates/4xx.html, 500.html), JSON under /api/; with DEBUG on too (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
 handler404 = "core.api.not_found"
 handler500 = "config.db_errors.server_error"  # a database outage answers 503 (config/db_errors.py)
 
@@ -32,7 +35,7 @@ urlpatterns = [
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("", include("releases.urls")),
 ]
-if settings.API_DOCS:  # Swagger UI loads third-party JS from a CDN: opt-in in production (config/security.py)
+if settings.API_DOCS:  # Swagger UI, served from our own static files (drf-spectacular-sidecar); API_DOCS=0 turns it off
     urlpatterns.insert(0, path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"))
 if settings.COUNTERSIGN_BENCH_ENDPOINTS:  # make bench only (bench/endpoints.py); off by default
     urlpatterns.insert(0, path("bench/", include("bench.urls")))

@@ -3,11 +3,16 @@ list actions, and the service-only base admin (who reads it is each admin's ``ma
 
 Nothing here writes a governed model: forms validate *by* calling a service, so a refusal becomes
 form errors carrying the service's reason codes and nothing is written. Imports no app."""
+import datetime
+
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import formats, timezone
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from django.contrib import admin
 
@@ -168,8 +173,32 @@ class ServiceOnlyAdmin(admin.ModelAdmin):
         raise PermissionDenied
 
 
+class ReadableHistory(HistoricalRecordContextHelper):
+    """The "Changes" column of a history page in words: an empty value is "—" (simple-history shows
+    a foreign key that was empty as "Deleted user (pk=None)"), a time in the portal's format with
+    its zone, a choice by its label, a flag as yes/no."""
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if value is None or value == "" or (isinstance(value, DeletedObject) and value.pk is None):
+            return "—"
+        if isinstance(value, datetime.datetime):
+            return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
+        if isinstance(value, datetime.date):
+            return formats.date_format(value, "DATE_FORMAT")
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if getattr(field, "flatchoices", None):
+            return dict(field.flatchoices).get(value, value)
+        return super().prepare_delta_change_value(change, value)
+
+
 class ServiceOnlyHistoryAdmin(ServiceOnlyAdmin, SimpleHistoryAdmin):
-    """With simple-history's pages, read-only: its revert form would save a past version directly."""
+    """With simple-history's pages, read-only: its revert form would save a past version directly.
+    Its list (templates/simple_history/object_history_list.html) reads as words (ReadableHistory)."""
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ReadableHistory(self.model, historical_record)
 
     def revert_disabled(self, request, obj=None):
         return True

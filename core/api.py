@@ -100,7 +100,7 @@ class Pagination(LimitOffsetPagination):
 
 def not_found(request, exception=None):
     """``handler404``: an API path no route matches (``/api/v1/role-assignments/1.5/``) answers in
-    the API's shape, ``{detail}``; everything else keeps Django's page."""
+    the API's shape, ``{detail}``; everything else gets our page, templates/404.html."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)

@@ -211,8 +211,8 @@ class ChangeRequestAdmin(ReadOnlyRecordAdmin):
     inlines = [ApprovalInline, ContributorHistoryInline, DeploymentInline]
     action_form = CancelReasonForm
     actions = ["cancel_selected"]
-    list_display = ["id", "title", "team", "environment", "change_type", "risk", "state", "revision", "author",
-                    "created_at"]
+    # Fits 1280 px (issue 18): the revision is on the change's page.
+    list_display = ["id", "title", "team", "environment", "change_type", "risk", "state", "author", "created_at"]
     list_display_links = ["id", "title"]
     list_select_related = ["team", "environment", "author"]
     list_filter = [
@@ -249,8 +249,8 @@ class ChangeRequestAdmin(ReadOnlyRecordAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(ReadOnlyRecordAdmin):
-    list_display = ["id", "change_request", "environment", "artifact", "revision", "state", "deployer", "started_at",
-                    "finished_at"]
+    # Fits 1280 px (issue 18): the change request names its environment; the revision is on the page.
+    list_display = ["id", "change_request", "artifact", "state", "deployer", "started_at", "finished_at"]
     list_select_related = ["change_request", "environment", "deployer"]
     list_filter = ["state", ("environment", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["artifact", "change_request__title", "deployer__username"]

@@ -17,6 +17,7 @@ from audit import context
 from audit.alerts import raise_alert
 from audit.models import AuditEvent
 from releases.models import Approval, ChangeRequest
+from core.english import possessive
 
 RUBBER_STAMP_SECONDS = 60
 RECIPROCAL_THRESHOLD = getattr(settings, "COUNTERSIGN_RECIPROCAL_THRESHOLD", 3)
@@ -36,7 +37,7 @@ def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: dateti
     if is_off_hours(at, cr.team.time_zone):
         raise_alert(
             "off_hours", severity="medium", actor=actor, environment=cr.environment.slug, team=cr.team.slug,
-            subject=f"{actor.username}: {action} of CR-{cr.pk} outside {cr.team.slug}'s working hours",
+            subject=f"{actor.username}: {action} of CR-{cr.pk} outside {possessive(cr.team.slug)} working hours",
             details={"change_request": cr.pk, "action": action, "local_time_zone": cr.team.time_zone},
             at=at,
         )

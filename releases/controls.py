@@ -24,6 +24,7 @@ from governance.controls.registry import (
 from core.errors import Reason
 from governance.models import Environment
 from releases.models import RISK_ORDER, ApprovalPolicy, FreezeWindow, StandardChangeTemplate
+from core.english import possessive
 
 MINUTES_PER_DAY = 24 * 60
 
@@ -102,7 +103,7 @@ def _production_tier_floor(after: dict) -> list[Reason]:
     if policy is None:
         return []
     values = {**APPROVAL_POLICY.snapshot(policy), "environment": None}
-    return [Reason(r.code, f"{r.message} Raise {after['slug']}'s policy before its tier.")
+    return [Reason(r.code, f"{r.message} Raise {possessive(after['slug'])} policy before its tier.")
             for r in _production_policy_floors(values)]
 
 

@@ -13,6 +13,7 @@ from governance import duties
 from governance.models import RoleAssignment, Team
 from governance.selectors import has_duty
 from governance.services.grants import Status, _end_grant, _lock_assignment, lock_user, role_assignment_revoke
+from core.english import possessive
 
 
 def _review_data(review, **extra) -> dict:
@@ -271,6 +272,6 @@ def access_review_items_reassign_for_leaver(*, leaver, manager, actor, at: datet
                      data={"review": item.review_id, "from": leaver.username, "to": to, "reason": "reviewer left"},
                      at=at)
         notify("access_review", subject="Access review items reassigned to you", team=item.assignment.team.slug,
-               body=f"Review item #{item.pk} of {item.review.name} was {leaver.username}'s, who left; it is yours now.",
+               body=f"Review item #{item.pk} of {item.review.name} was {possessive(leaver.username)}, who left; it is yours now.",
                recipients=[reviewer.email] if reviewer is not None else duty_holders_emails(duties.SECURITY_APPROVE, at=at))
     return items

@@ -25,6 +25,7 @@ from governance.access_reviews.visibility import (
     review_items_decided_in_scope,
     review_items_visible_to,
 )
+from core.english import possessive
 
 AWAITING_ROWS = 50
 DECIDED_ROWS = 25
@@ -50,7 +51,7 @@ def _form_for(item_pk: int, data=None) -> ReviewDecisionForm:
 def _describe(item: AccessReviewItem) -> str:
     grant = item.assignment
     where = grant.environment.name if grant.environment_id else "all environments"
-    return f"{grant.user.username}'s {grant.role.name} grant in {grant.team.name} ({where})"
+    return f"{possessive(grant.user.username)} {grant.role.name} grant in {grant.team.name} ({where})"
 
 
 def _page(request, at, *, refusal: Refusal | None = None, failed: tuple[int, ReviewDecisionForm] | None = None,

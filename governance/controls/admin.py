@@ -180,8 +180,8 @@ class ControlChangeAdmin(ServiceOnlyAdmin):
 
     action_form = CommentActionForm
     actions = ["approve_selected", "reject_selected"]
-    list_display = ["id", "target_repr", "operation", "status", "weakens", "proposed_by", "proposed_at", "expires_at",
-                    "decided_by", "decided_at"]
+    # Fits 1280 px (issue 18): the expiry and decision times are on the proposal's page.
+    list_display = ["id", "target_repr", "operation", "status", "weakens", "proposed_by", "proposed_at", "decided_by"]
     list_display_links = ["id", "target_repr"]
     list_filter = ["status", "kind", "operation"]
     list_select_related = ["proposed_by", "decided_by"]

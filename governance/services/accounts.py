@@ -26,6 +26,7 @@ import audit
 from governance import duties
 from core.errors import Denied, Reason
 from governance.selectors import has_duty_everywhere
+from core.english import possessive
 
 WATCHED_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser")
 
@@ -50,7 +51,7 @@ def password_reset_issue(*, actor, user, reason: str = "", at: datetime | None =
     if not user.email:
         raise ValidationError({"email": [f"{user.get_username()} has no e-mail address to send a reset link to."]})
     if not user.is_active:
-        raise ValidationError({"is_active": [f"{user.get_username()}'s account is disabled; reactivate it first."]})
+        raise ValidationError({"is_active": [f"{possessive(user.get_username())} account is disabled; reactivate it first."]})
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     link = settings.COUNTERSIGN_BASE_URL.rstrip("/") + reverse(
         "password_reset_confirm", kwargs={"uidb64": uid, "token": default_token_generator.make_token(user)})

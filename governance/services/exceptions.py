@@ -13,6 +13,7 @@ from governance import conflicts, duties
 from governance.models import ConflictRule, Environment, SoDException, Team
 from governance.selectors import has_duty, has_duty_for
 from governance.services.grants import _is_administrator, max_privileged_lifetime
+from core.english import possessive
 
 
 def _exception_data(exception: SoDException, **extra) -> dict:
@@ -59,7 +60,7 @@ def sod_exception_request(
         or any(has_duty(actor, duties.MANAGE_ROLES, team=t, at=at) for t in Team.objects.filter(pk__in=user_team_ids))
     )
     if not may_request:
-        raise Denied(Reason("missing_duty", f"Requesting an exception needs manage_roles in one of {user.username}'s teams."))
+        raise Denied(Reason("missing_duty", f"Requesting an exception needs manage_roles in one of {possessive(user.username)} teams."))
     exception = SoDException.objects.create(
         user=user,
         duty_a=duty_a,

@@ -27,6 +27,7 @@ from governance.models import (
 )
 from governance.permissions import sync_permissions
 from governance.selectors import has_duty, has_duty_for, is_member
+from core.english import possessive
 
 Status = RoleAssignment.Status
 
@@ -165,7 +166,7 @@ def role_grant(
     if not is_member(user, team):
         reasons.append(Reason("not_team_member", f"{user.username} is not a member of team {team.slug}."))
     if not user.is_active:
-        reasons.append(Reason("inactive_user", f"{user.username}'s account is disabled."))
+        reasons.append(Reason("inactive_user", f"{possessive(user.username)} account is disabled."))
     found = find_conflicts(user=user, role=role, environment=environment, at=at)
     reasons.extend(c.reason() for c in found if c.exception is None)
     if reasons:

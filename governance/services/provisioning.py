@@ -25,6 +25,7 @@ from governance.services.grants import (
     max_privileged_lifetime,
     role_duties,
 )
+from core.english import possessive
 
 
 def role_assignments_end_for_leaver(*, user, actor, reason: str, at: datetime) -> list[RoleAssignment]:
@@ -71,7 +72,7 @@ def role_grant_provisioned(
     user = lock_user(user)
     reasons: list[Reason] = []
     if not user.is_active:
-        reasons.append(Reason("inactive_user", f"{user.username}'s account is disabled."))
+        reasons.append(Reason("inactive_user", f"{possessive(user.username)} account is disabled."))
     conflicts = find_conflicts(user=user, role=role, environment=environment, at=at)
     reasons.extend(c.reason() for c in conflicts if c.exception is None)
     if reasons:

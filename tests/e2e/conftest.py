@@ -1,10 +1,12 @@
 """Browser tests drive Debian's Chromium through Playwright's sync API against pytest-django's
 ``live_server`` (STACK.md). Without /usr/bin/chromium they are skipped, saying how to install it."""
 import os
+from pathlib import Path
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
@@ -37,3 +39,10 @@ def chromium(monkeypatch):
             yield browser
         finally:
             browser.close()
+
+
+def screenshot(page, name: str, **options) -> None:
+    """The README's screenshots (docs/img/NAME.png), taken only when asked: ``make screenshots`` sets
+    COUNTERSIGN_SCREENSHOTS=1. A normal test run leaves docs/img/ alone."""
+    if os.environ.get("COUNTERSIGN_SCREENSHOTS"):
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, **options)

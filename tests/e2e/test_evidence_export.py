@@ -15,7 +15,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from audit.models import AuditEvent, EvidenceExport
-from tests.e2e.test_signoff_and_deploy import SCREENSHOTS, Portal
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_signoff_and_deploy import Portal
 
 BUILD_TIMEOUT_MS = 60_000
 
@@ -41,7 +42,7 @@ def test_the_auditor_exports_sox_evidence_downloads_it_and_it_verifies(live_serv
     export = EvidenceExport.objects.get()
     row = page.locator(f"#export-{export.pk}")
     expect(row.locator(".badge")).to_have_text("Done", timeout=BUILD_TIMEOUT_MS)
-    page.screenshot(path=str(SCREENSHOTS / "evidence.png"), full_page=True)
+    screenshot(page, "evidence")
     with page.expect_download() as downloading:
         row.get_by_role("link", name=f"Download #{export.pk}").click()
     bundle = Path(tmp_path / "downloaded" / downloading.value.suggested_filename)

@@ -1,18 +1,16 @@
 """The whole path in a real browser: two reviewers sign off a production change with their
-passwords, then an operator deploys it and reports the outcome. Saves the screenshots in docs/img/."""
-from pathlib import Path
-
+passwords, then an operator deploys it and reports the outcome. ``make screenshots`` saves the
+README's screenshots in docs/img/ from it."""
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import expect
 
 from audit.models import AuditEvent
 from releases.demo import MARKER
 from releases.models import Approval, ChangeRequest, Deployment
+from tests.e2e.conftest import screenshot
 
 PASSWORD = "countersign-demo"
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "img"
 
 
 class Portal:
@@ -78,7 +76,7 @@ def test_reviewers_sign_off_in_the_portal_then_ops_deploys(live_server, chromium
     portal.log_in("ops")
     ready = portal.section("Ready for me to deploy")
     expect(ready).to_contain_text(f"CR-{cr.pk}")
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    screenshot(page, "dashboard")
     ready.get_by_role("row", name=f"CR-{cr.pk}").get_by_role("link", name="Deploy…").click()
     page.get_by_label("Pipeline run").fill("https://ci.example.com/run/4711")
     page.get_by_role("button", name="Start deployment").click()
@@ -89,7 +87,7 @@ def test_reviewers_sign_off_in_the_portal_then_ops_deploys(live_server, chromium
     expect(page.locator(".messages")).to_contain_text("recorded as succeeded")
     expect(portal.state()).to_have_text("Deployed")
     expect(portal.section("History")).to_contain_text("Deployment succeeded")
-    page.screenshot(path=str(SCREENSHOTS / "change-request.png"), full_page=True)
+    screenshot(page, "change-request")
 
     cr.refresh_from_db()
     assert cr.state == ChangeRequest.State.DEPLOYED

@@ -106,7 +106,7 @@ def test_production_reads_its_secrets_and_shared_cache_from_the_environment(prod
     assert facts["throttles"] == {"user": None, "anon": "30/min"}
     assert facts["hsts"] >= 31536000 and facts["ssl_redirect"] is True
     assert facts["secure_cookies"] == [True, True]
-    assert facts["api_docs"] is False  # Swagger UI (third-party JS) is opt-in in production
+    assert facts["api_docs"] is True  # Swagger UI is our own static files (drf-spectacular-sidecar)
     assert not (Path(production_env["COUNTERSIGN_VAR_DIR"]) / "secret_key").exists()
 
 

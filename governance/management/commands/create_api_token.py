@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from governance import services
+from core.english import possessive
 
 
 class Command(BaseCommand):
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No user is named {username}.")
         if not user.is_active:
-            raise CommandError(f"{username}'s account is disabled; a key would not work.")
+            raise CommandError(f"{possessive(username)} account is disabled; a key would not work.")
         try:
             token, key = services.api_token_create(actor=None, user=user, name=name, expires_days=expires_days,
                                                     source="create_api_token command")
