@@ -133,6 +133,19 @@ API_ROWS = [
     Row("change-reject", "POST", "/api/v1/change-requests/{cr_staging_pending}/reject/",
         expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
                **ANON_401), body={"revision": 1, "comment": "Matrix."}),
+    # The ways back (issue 18): request changes (a reviewer, as for a rejection), withdraw (the author),
+    # re-review (the author or a manager; 409 while the approvals still count), retry (as a deployment).
+    Row("change-request-changes", "POST", "/api/v1/change-requests/{cr_staging_pending}/request-changes/",
+        expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
+               **ANON_401), body={"revision": 1, "comment": "Matrix: add a back-out plan."}),
+    Row("change-withdraw", "POST", "/api/v1/change-requests/{cr_staging_pending}/withdraw/",
+        expect("403 not_author", dev=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
+    Row("change-re-review", "POST", "/api/v1/change-requests/{cr_rotate_prod}/re-review/",
+        expect("403 not_author", dev2="409 approvals_not_expired", mgr="409 approvals_not_expired", idev=404,
+               **ANON_401), body={}),
+    Row("change-retry", "POST", "/api/v1/change-requests/{cr_failed}/retry/",
+        expect("403 missing_duty", ops=201, dev="403 author_cannot_deploy", rev="403 approver_cannot_deploy",
+               idev=404, **ANON_401), body={}),
     Row("change-cancel", "POST", "/api/v1/change-requests/{cr_staging_pending}/cancel/",
         expect("403 not_author", dev=200, mgr=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
     Row("change-gate", "GET", "/api/v1/change-requests/{cr_rotate_prod}/gate/?action=deploy", SEES_PAYMENTS_CHANGE),
@@ -492,6 +505,13 @@ def build_world() -> dict:
     releases.change_request_submit(actor=users["dev"], change_request=cr_staging_pending)
     standard = change("Raise log level for payments-api", "staging")
     dep_running = releases.deployment_start(actor=users["ops"], change_request=standard)
+    cr_failed = releases.change_request_create(
+        actor=users["dev"], team=teams["payments"], environment=envs["staging"], title="Matrix failed",
+        artifact="matrix:3")
+    releases.change_request_submit(actor=users["dev"], change_request=cr_failed)
+    releases.change_request_approve(actor=users["rev"], change_request=cr_failed, comment="Matrix.")
+    releases.deployment_finish(actor=users["ops"], outcome="failed", deployment=releases.deployment_start(
+        actor=users["ops"], change_request=cr_failed))
     grant_pending = governance.role_grant(
         actor=users["mgr"], user=users["dev2"], role=roles["reviewer"], team=teams["payments"],
         environment=envs["production"], justification="Matrix: pending.", expires_at=now + timedelta(days=30))
@@ -559,6 +579,7 @@ def build_world() -> dict:
         "today": (now - timedelta(days=1)).date().isoformat(),
         "cr_identity": cr_identity.pk,
         "cr_staging_pending": cr_staging_pending.pk,
+        "cr_failed": cr_failed.pk,
         "cr_prod_pending": change("Retry card authorisation on timeout", "production").pk,
         "cr_draft": change("Upgrade TLS library", "development").pk,
         "cr_rotate_prod": change("Rotate webhook signing secret", "production").pk,
