@@ -438,6 +438,11 @@ def change_request_request_changes(
                    via=via, at=at or timezone.now(), revision=revision, step_up=step_up)
 
 
+def signoff_service(decision: str):
+    """The service a portal sign-off form's ``decision`` calls (approve, reject, request changes)."""
+    return {"approve": change_request_approve, "reject": change_request_reject, "request_changes": change_request_request_changes}[decision]
+
+
 def revision_changed(seen: int, current: int) -> InvalidState:
     """C3: the reviewer decided on a revision the change has moved past (409 ``revision_changed``)."""
     return InvalidState(
