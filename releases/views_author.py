@@ -31,7 +31,8 @@ def _form_page(request, form, *, cr=None, refusal=None, status=200):
     first = next((name for name in form.fields if name in form.errors), None)
     if first is not None:
         form.fields[first].widget.attrs["autofocus"] = True
-    context = {"form": form, "cr": cr, "refusal": refusal}
+    context = {"form": form, "cr": cr, "refusal": refusal,
+               "under_review": cr is not None and states.allows("new_revision", cr.state)}
     return render(request, "releases/change_form.html", context, status=status)
 
 
@@ -68,7 +69,12 @@ def change_request_edit(request, pk: int):
     user, at = request.user, timezone.now()
     cr = _visible_or_404(user, pk, at)
     if request.method != "POST":
-        return _form_page(request, ChangeRequestEditForm(initial=ChangeRequestEditForm.initial_for(cr)), cr=cr)
+        form = ChangeRequestEditForm(initial=ChangeRequestEditForm.initial_for(cr))
+        if user.pk != cr.author_id:  # the service's answer to anyone else, before they type anything
+            refusal = Refusal("You cannot edit this change request",
+                              [Reason("not_author", "Only the author edits a change request.")], 403)
+            return _form_page(request, form, cr=cr, refusal=refusal, status=403)
+        return _form_page(request, form, cr=cr)
     form = ChangeRequestEditForm(request.POST)
     if not form.is_valid():
         return _form_page(request, form, cr=cr, status=400)

@@ -234,6 +234,23 @@ PAGE_ROWS = [
         PORTAL_DEPLOY, kind="page", body={"outcome": "succeeded"}),
     Row("deploy-rollback", "POST", "/deployments/{dep_staged}/rollback/",
         PORTAL_DEPLOY, kind="page", body={"reason": "Matrix."}),
+    # The developer's portal (issue 18): the list and the form for everyone signed in (the list shows
+    # what V1 lets them see; the service decides a new change), the edit form for the author; the
+    # panel's actions redirect on success and render the change page with the refusal otherwise.
+    Row("changes-page", "GET", "/changes/", expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("changes-page-filtered", "GET", "/changes/?q=retry&state=pending&environment=production&team=payments",
+        expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("change-new-page", "GET", "/changes/new/", expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("change-edit-page", "GET", "/changes/{cr_draft}/edit/",
+        expect(403, dev2=200, idev=404, anonymous=TO_LOGIN), kind="page"),
+    Row("change-submit-page", "POST", "/changes/{cr_draft}/submit/",
+        expect(403, dev2=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-withdraw-page", "POST", "/changes/{cr_staging_pending}/withdraw/",
+        expect(403, dev=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-re-review-page", "POST", "/changes/{cr_rotate_prod}/re-review/",
+        expect(403, dev2=409, mgr=409, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-retry-page", "POST", "/changes/{cr_failed}/retry/",
+        expect(403, ops=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
     Row("access-reviews-page", "GET", "/access-reviews/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("access-review-decide", "POST", "/access-reviews/items/{review_item}/decide/",
         expect(404, mgr=302, **each(SEES_ALL, 403), anonymous=TO_LOGIN), kind="page", body={"decision": "keep"}),
