@@ -17,7 +17,7 @@ from governance.selectors import has_duty
 from releases import policy, states
 from releases.models import ChangeRequest
 from releases.selectors import change_request_for_decision, policy_context
-from releases.services import _record, _require_transition, _set, _settle_approvals, start_revision
+from releases.services import _record, _require_transition, _settle_approvals, start_revision
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ from releases import views, views_author
 app_name = "releases"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("inbox/", views_author.inbox, name="inbox"),
     path("changes/", views_author.change_request_list, name="change_requests"),
     path("changes/new/", views_author.change_request_new, name="change_request_new"),
     path("changes/<int:pk>/", views.change_request_detail, name="change_request"),

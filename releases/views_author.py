@@ -13,11 +13,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.errors import Reason, Refused
+from core.memo import per_request
 from governance import duties
 from governance.models import Team
 from governance.selectors import effective_duties
 from releases import selectors, services, services_flow, states
 from releases.filters import ChangeRequestListFilter
+from releases.inbox import waiting_on
 from releases.forms import ChangeRequestCreateForm, ChangeRequestEditForm, DeploymentStartForm
 from releases.models import ChangeRequest
 from releases.views import Refusal, _change_page, _refusal, _visible_or_404
@@ -175,3 +177,11 @@ def change_request_list(request):
     can_create = any(duty == duties.SUBMIT for duty, _, _ in effective_duties(user, at=at))
     context = {"filters": filters, "page": page, "query": query.urlencode(), "can_create": can_create, "now": at}
     return render(request, "releases/change_list.html", context, status=200 if filters.is_valid() else 400)
+
+
+@login_required
+def inbox(request):
+    """What is waiting on the user ("waiting on you"): ``releases.inbox``, the same answer as the
+    count in the top bar."""
+    waiting = per_request(request, "inbox", lambda: waiting_on(request.user))
+    return render(request, "releases/inbox.html", {"inbox": waiting, "now": timezone.now()})

@@ -237,6 +237,7 @@ PAGE_ROWS = [
     # The developer's portal (issue 18): the list and the form for everyone signed in (the list shows
     # what V1 lets them see; the service decides a new change), the edit form for the author; the
     # panel's actions redirect on success and render the change page with the refusal otherwise.
+    Row("inbox-page", "GET", "/inbox/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("changes-page", "GET", "/changes/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("changes-page-filtered", "GET", "/changes/?q=retry&state=pending&environment=production&team=payments",
         expect(200, anonymous=TO_LOGIN), kind="page"),
