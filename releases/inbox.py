@@ -6,7 +6,7 @@ inbox never offers what the service would refuse for who the person is."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.models import Alert
@@ -14,8 +14,7 @@ from governance import duties
 from governance.access_reviews.visibility import review_items_awaiting
 from governance.controls.services import may_decide
 from governance.models import ControlChange, RoleAssignment
-from governance.selectors import assignments_visible_to, effective_duties
-from governance.services.grants import may_approve_grant
+from governance.selectors import assignments_visible_to, duty_assignments, effective_duties
 from releases import selectors, states
 from releases.models import Approval
 from releases.policy import evaluate
@@ -54,6 +53,23 @@ def _retry_queue(user, at: datetime) -> list:
     return [cr for cr in candidates if evaluate(contexts[cr.pk], "retry", at).allowed]
 
 
+def _grants_to_approve(user, at: datetime):
+    """Pending privileged grants ``user`` may approve (G4, ``governance.services.grants.
+    may_approve_grant`` in SQL): neither requester nor grantee; an administrator, a manager of the
+    grant's team, or security for its environment (every environment for a grant that spans them)."""
+    pending = (assignments_visible_to(user, at=at).filter(status=RoleAssignment.Status.PENDING)
+               .exclude(requested_by_id=user.pk).exclude(user_id=user.pk))
+    if not (user.is_active and user.is_superuser):
+        mine = {"user_id": user.pk}
+        security = duty_assignments(duties.SECURITY_APPROVE, at=at).filter(**mine)
+        pending = pending.filter(
+            Q(team_id__in=duty_assignments(duties.MANAGE_ROLES, at=at).filter(**mine).values("team_id"))
+            | Q(environment_id__in=security.filter(environment__isnull=False).values("environment_id"))
+            | Q(Exists(security.filter(environment__isnull=True)))
+        )
+    return pending.select_related("user", "role", "team", "environment", "requested_by").order_by("created_at", "pk")
+
+
 def waiting_on(user, *, at: datetime | None = None) -> Inbox:
     at = at or timezone.now()
     if not user.is_authenticated or not user.is_active:
@@ -70,14 +86,14 @@ def waiting_on(user, *, at: datetime | None = None) -> Inbox:
     )
     if duties.DEPLOY in held:
         inbox.retries = _retry_queue(user, at)
-    if held & {duties.MANAGE_ROLES, duties.SECURITY_APPROVE}:
-        pending = (assignments_visible_to(user, at=at).filter(status=RoleAssignment.Status.PENDING)
-                   .select_related("user", "role", "team", "environment", "requested_by").order_by("created_at", "pk"))
-        inbox.grants = [g for g in pending[:ROWS * 2] if may_approve_grant(user, g, at=at)][:ROWS]
-    proposals = ControlChange.objects.filter(status=ControlChange.Status.PENDING).exclude(
-        proposed_by_id=user.pk).select_related("proposed_by").order_by("proposed_at", "pk")
-    inbox.control_changes = [c for c in proposals[:ROWS * 2]
-                             if (c.expires_at is None or c.expires_at > at) and may_decide(user, c, at=at)][:ROWS]
+    if user.is_superuser or held & {duties.MANAGE_ROLES, duties.SECURITY_APPROVE}:
+        inbox.grants = list(_grants_to_approve(user, at)[:ROWS])
+    # Proposals are few (configuration, not traffic); each is asked of the control plane's own rule.
+    proposals = (ControlChange.objects.filter(status=ControlChange.Status.PENDING)
+                 .exclude(expires_at__lte=at)
+                 .exclude(proposed_by_id=user.pk).exclude(subject_id=user.pk)
+                 .select_related("proposed_by").order_by("proposed_at", "pk"))
+    inbox.control_changes = [c for c in proposals[:ROWS] if may_decide(user, c, at=at)]
     if user.is_superuser or held & ALERT_DUTIES:
         inbox.alerts = list(Alert.objects.filter(status=Alert.Status.OPEN).exclude(actor_id=user.pk)
                             .order_by("-created_at", "-pk")[:ROWS])

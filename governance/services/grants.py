@@ -240,12 +240,6 @@ def _grant_approver_reasons(actor, assignment: RoleAssignment, at) -> list[Reaso
     return reasons
 
 
-def may_approve_grant(actor, assignment: RoleAssignment, *, at=None) -> bool:
-    """Whether ``actor`` is someone who may approve this pending grant (G4), for the portal's inbox;
-    the approval itself checks conflicts again."""
-    return not _grant_approver_reasons(actor, assignment, at or timezone.now())
-
-
 @transaction.atomic
 def role_assignment_approve(*, actor, assignment: RoleAssignment, at: datetime | None = None) -> RoleAssignment:
     """G4: a second person activates a pending privileged grant; conflicts are checked again."""
