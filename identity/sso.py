@@ -40,7 +40,7 @@ from audit.alerts import raise_alert
 from core.errors import Refused
 from identity.models import Person
 from releases import services as release_services
-from releases.forms import APPROVE, SignoffForm
+from releases.forms import SignoffForm
 from releases.models import Approval, ChangeRequest
 
 logger = logging.getLogger(__name__)
@@ -218,8 +218,7 @@ def signoff_callback(request):
         for problem in problems:
             messages.error(request, f"Sign-off refused: {problem} Nothing was signed.")
         return redirect("releases:signoff", pk=cr.pk)
-    service = (release_services.change_request_approve if pending["decision"] == APPROVE
-               else release_services.change_request_reject)
+    service = release_services.signoff_service(pending["decision"])
     try:
         service(actor=request.user, change_request=cr, comment=(pending["comment"] or "").strip(),
                 via=Approval.Via.PORTAL, revision=pending["revision"], step_up=step_up)

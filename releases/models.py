@@ -85,6 +85,7 @@ class ChangeRequest(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft"
         PENDING = "pending"
+        CHANGES_REQUESTED = "changes_requested"
         APPROVED = "approved"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
@@ -111,10 +112,19 @@ class ChangeRequest(models.Model):
     risk = models.CharField(max_length=8, choices=Risk.choices, default=Risk.MEDIUM)
     artifact = models.CharField(max_length=255, help_text="What is deployed: an image digest, a commit, a version.")
     revision = models.PositiveIntegerField(default=1)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT, db_index=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT, db_index=True)
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="authored_changes")
     contributors = models.ManyToManyField(User, blank=True, related_name="contributed_changes")
     ticket_url = models.URLField(blank=True, max_length=500)
+    # The rest of a change form (ServiceNow's change request): what the reviewer reads besides the
+    # description. Editing any of it under review is a new revision (C3).
+    implementation_plan = models.TextField(blank=True, help_text="How the change is carried out, step by step.")
+    backout_plan = models.TextField(blank=True, help_text="How the change is undone if it goes wrong.")
+    risk_impact = models.TextField(blank=True, help_text="What could break, for whom, and how badly.")
+    planned_start = models.DateTimeField(null=True, blank=True, help_text="Planned window: start (UTC).")
+    planned_end = models.DateTimeField(null=True, blank=True, help_text="Planned window: end (UTC).")
+    affected_service = models.CharField(max_length=200, blank=True, help_text="The service the change touches.")
+    source_url = models.URLField(blank=True, max_length=500, help_text="The pull request or commits.")
     emergency_reason = models.TextField(
         blank=True, help_text="Why this cannot wait for the normal review (required of an emergency change, C10)."
     )
@@ -228,6 +238,7 @@ class Approval(models.Model):
     class Decision(models.TextChoices):
         APPROVED = "approved"
         REJECTED = "rejected"
+        CHANGES_REQUESTED = "changes_requested"  # non-final: the author revises and resubmits
 
     class Via(models.TextChoices):
         PORTAL = "portal", "Portal sign-off (password re-entered)"
@@ -236,7 +247,7 @@ class Approval(models.Model):
 
     change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="approvals")
     reviewer = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="approvals")
-    decision = models.CharField(max_length=10, choices=Decision.choices)
+    decision = models.CharField(max_length=20, choices=Decision.choices)
     revision = models.PositiveIntegerField()
     artifact = models.CharField(max_length=255)
     comment = models.TextField(blank=True)

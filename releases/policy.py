@@ -16,7 +16,7 @@ from releases import states
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow, StandardChangeTemplate
 
 APPROVE_DUTIES = frozenset({duties.APPROVE, duties.SECURITY_APPROVE})
-ACTIONS = ("submit", "approve", "reject", "deploy")
+ACTIONS = ("submit", "approve", "reject", "request_changes", "deploy", "retry")
 DEFAULT_POLICY = ApprovalPolicy(min_approvals=1)
 # An artifact pinned by content: ``[name@]sha256:<64 hex>`` (an OCI image digest or a bare one).
 PINNED_ARTIFACT = re.compile(r"^(?:(?P<name>[^@\s]+)@)?sha256:(?P<digest>[0-9a-f]{64})$")
@@ -285,7 +285,8 @@ def _state_reason(cr: ChangeRequest, action: str) -> Reason:
     return Reason("invalid_state", f"{article(cr.state).capitalize()} change request cannot be {_PAST[action]}.")
 
 
-_PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "deploy": "deployed"}
+_PAST = {"submit": "submitted", "approve": "approved", "reject": "rejected", "request_changes": "sent back for changes",
+         "deploy": "deployed", "retry": "retried"}
 
 
 def _submit(ctx: PolicyContext, at: datetime) -> list[Reason]:
@@ -329,13 +330,15 @@ def _decide(ctx: PolicyContext, at: datetime, action: str, via: str) -> list[Rea
     return reasons
 
 
-def _deploy(ctx: PolicyContext, at: datetime) -> list[Reason]:
+def _deploy(ctx: PolicyContext, at: datetime, action: str = "deploy") -> list[Reason]:
+    """C5–C8 for a first deployment (``deploy``) and for a new attempt after a failed one
+    (``retry``): the same checks, from their own states."""
     cr, policy, reasons = ctx.change_request, ctx.effective_policy, []
     status = approval_status(ctx, at)
     if cr.state in states.NOT_YET_APPROVED:
         reasons.append(Reason("not_approved", f"The change request is {cr.state}, not approved."))
-    elif not states.allows("deploy", cr.state):
-        reasons.append(_state_reason(cr, "deploy"))
+    elif not states.allows(action, cr.state):
+        reasons.append(_state_reason(cr, action))
     elif not status.policy_met and status.expired:
         reasons.append(
             Reason(
@@ -421,10 +424,10 @@ def requirements(ctx: PolicyContext, at: datetime) -> dict:
 def evaluate(ctx: PolicyContext, action: str, at: datetime, *, via: str = Approval.Via.API) -> Decision:
     if action == "submit":
         reasons = _submit(ctx, at)
-    elif action in ("approve", "reject"):
+    elif action in ("approve", "reject", "request_changes"):
         reasons = _decide(ctx, at, action, via)
-    elif action == "deploy":
-        reasons = _deploy(ctx, at)
+    elif action in ("deploy", "retry"):
+        reasons = _deploy(ctx, at, action)
     else:
         raise ValueError(f"Unknown action {action!r}; expected one of {ACTIONS}.")
     return Decision(not reasons, action, tuple(reasons), requirements(ctx, at))

@@ -35,8 +35,12 @@ from releases.selectors import (
 
 S = ChangeRequest.State
 # What a reviewer reads: changing any of it on a change under review is a new revision (C3).
-EDITABLE_FIELDS = ("title", "description", "artifact", "contributors", "ticket_url", "emergency_reason")
-TEXT_FIELDS = ("title", "description", "artifact", "ticket_url", "emergency_reason")
+# The change form (ServiceNow's fields): plans, risk and impact, affected service, ticket, PR/commits.
+FORM_TEXT_FIELDS = ("implementation_plan", "backout_plan", "risk_impact", "affected_service", "source_url")
+WINDOW_FIELDS = ("planned_start", "planned_end")  # the planned window, instants
+TEXT_FIELDS = ("title", "description", "artifact", "ticket_url", "emergency_reason", *FORM_TEXT_FIELDS)
+MULTILINE_FIELDS = ("description", "implementation_plan", "backout_plan", "risk_impact")  # kept as typed
+EDITABLE_FIELDS = (*TEXT_FIELDS, "contributors", *WINDOW_FIELDS)
 HUMAN_CHANNELS = (Approval.Via.PORTAL, Approval.Via.API)
 
 
@@ -136,6 +140,11 @@ def contributors_learnt(*, change_request: ChangeRequest, users, source: str, at
     return new
 
 
+def _validate_window(planned_start, planned_end) -> None:
+    if planned_start and planned_end and planned_end <= planned_start:
+        raise ValidationError({"planned_end": ["The planned window must end after it starts."]})
+
+
 def _validate_fields(title, artifact, change_type, risk, emergency_reason) -> None:
     errors = {}
     if not (title or "").strip():
@@ -166,6 +175,13 @@ def change_request_create(
     contributors=(),
     ticket_url: str = "",
     emergency_reason: str = "",
+    implementation_plan: str = "",
+    backout_plan: str = "",
+    risk_impact: str = "",
+    affected_service: str = "",
+    source_url: str = "",
+    planned_start: datetime | None = None,
+    planned_end: datetime | None = None,
     at: datetime | None = None,
 ) -> ChangeRequest:
     """C1: open a draft. The creator is the author; CI may list the commit authors (members of the
@@ -180,6 +196,8 @@ def change_request_create(
         raise Denied(reasons)  # before any lookup, so refused callers learn nothing about usernames
     _validate_fields(title, artifact, change_type, risk, emergency_reason)
     _validate_url("ticket_url", ticket_url)
+    _validate_url("source_url", source_url)
+    _validate_window(planned_start, planned_end)
     contributor_users = [u for u in _resolve_contributors(contributors, team) if u.pk != actor.pk]
     cr = ChangeRequest.objects.create(
         title=title.strip(),
@@ -192,6 +210,13 @@ def change_request_create(
         author=actor,
         ticket_url=ticket_url or "",
         emergency_reason=(emergency_reason or "").strip(),
+        implementation_plan=implementation_plan or "",
+        backout_plan=backout_plan or "",
+        risk_impact=risk_impact or "",
+        affected_service=(affected_service or "").strip(),
+        source_url=(source_url or "").strip(),
+        planned_start=planned_start,
+        planned_end=planned_end,
         created_at=at,
     )
     cr.contributors.set(contributor_users)
@@ -232,19 +257,36 @@ def _settle_approvals(cr: ChangeRequest, actor, at: datetime, ctx: policy.Policy
     return cr
 
 
+def start_revision(cr: ChangeRequest, at: datetime, **fields) -> None:
+    """A new revision of ``cr``: every decision on the current one turns stale (C3), reviewers may
+    decide afresh, and the revision keeps who it lists as contributors."""
+    for approval in cr.approvals.all():
+        if not approval.stale:
+            _set(approval, stale=True)
+    _set(cr, revision=cr.revision + 1, approved_at=None, **fields)
+    _record_contributors(cr, list(cr.contributors.all()), at)
+
+
 @transaction.atomic
 def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime | None = None) -> ChangeRequest:
-    """C1: the author sends a draft for review; where the policy is already met it is approved."""
+    """C1: the author sends a draft for review; where the policy is already met it is approved.
+    A change a reviewer sent back (``changes_requested``) is resubmitted the same way; unless the
+    author revised it since, the resubmission is a new revision, so the old decisions go stale."""
     at = at or timezone.now()
     cr = change_request_for_decision(change_request.pk, lock=True)
     _require_transition("submit", cr)
     _raise_if_refused(policy.evaluate(policy_context(cr, actor, at=at), "submit", at))
-    _set(cr, state=S.PENDING, submitted_at=at)
-    _settle_approvals(cr, actor, at)
+    from_state = cr.state
+    resubmitted = states.is_resubmission(from_state)
+    if resubmitted and any(not a.stale and a.revision == cr.revision for a in cr.approvals.all()):
+        start_revision(cr, at)
+    _set(cr, state=S.PENDING, submitted_at=at, reminded_at=None, escalated_at=None)
+    _settle_approvals(change_request_for_decision(cr.pk), actor, at)
     cr = change_request_for_decision(cr.pk)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.SUBMIT], at=at)
-    _record("change_request.submitted", cr, actor=actor, at=at, from_state=S.DRAFT,
-            auto_approved=any(a.via == Approval.Via.AUTO for a in cr.approvals.all()))
+    _record("change_request.submitted", cr, actor=actor, at=at, from_state=from_state,
+            auto_approved=any(a.via == Approval.Via.AUTO and a.revision == cr.revision for a in cr.approvals.all()),
+            **({"resubmitted": True} if resubmitted else {}))
     return cr
 
 
@@ -252,6 +294,7 @@ def _reader_values(cr: ChangeRequest, contributors) -> dict:
     """What a reviewer reads of a change, as recorded before and after an edit."""
     return {
         **{name: getattr(cr, name) for name in TEXT_FIELDS},
+        **{name: getattr(cr, name).isoformat() if getattr(cr, name) else None for name in WINDOW_FIELDS},
         "contributors": sorted(u.username for u in contributors),
     }
 
@@ -277,9 +320,10 @@ def change_request_update(
     if reasons:
         raise Denied(reasons)
     fields = {
-        name: (changes[name] or "") if name == "description" else (changes[name] or "").strip()
+        name: (changes[name] or "") if name in MULTILINE_FIELDS else (changes[name] or "").strip()
         for name in TEXT_FIELDS if name in changes
     }
+    fields.update({name: changes[name] or None for name in WINDOW_FIELDS if name in changes})
     fields = {name: value for name, value in fields.items() if value != getattr(cr, name)}
     current_contributors = list(cr.contributors.all())
     new_contributors = None
@@ -294,12 +338,14 @@ def change_request_update(
         fields.get("title", cr.title), fields.get("artifact", cr.artifact), cr.change_type, cr.risk,
         fields.get("emergency_reason", cr.emergency_reason),
     )
-    if "ticket_url" in fields:
-        _validate_url("ticket_url", fields["ticket_url"])
+    for url_field in ("ticket_url", "source_url"):
+        if url_field in fields:
+            _validate_url(url_field, fields[url_field])
+    _validate_window(fields.get("planned_start", cr.planned_start), fields.get("planned_end", cr.planned_end))
     from_state = cr.state
     before = _reader_values(cr, current_contributors)
     if new_revision:
-        fields.update(revision=cr.revision + 1, state=states.target("new_revision"), approved_at=None)
+        fields.update(revision=cr.revision + 1, state=states.after_revision(cr.state), approved_at=None)
         for approval in cr.approvals.all():
             if not approval.stale:
                 _set(approval, stale=True)
@@ -310,7 +356,7 @@ def change_request_update(
         cr.contributors.set(new_contributors)
     if new_contributors is not None or new_revision:
         _record_contributors(cr, contributors, at)  # every revision keeps who it listed
-    if new_revision:
+    if new_revision and states.is_pending(cr.state):
         # The new revision meets the policy afresh: auto-approval (C9) or no approval needed at all.
         _settle_approvals(change_request_for_decision(cr.pk), actor, at)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.SUBMIT], at=at)
@@ -334,7 +380,8 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     if revision is not None and revision != cr.revision:
         raise revision_changed(revision, cr.revision)
-    action = "approve" if decision == Approval.Decision.APPROVED else "reject"
+    action = {Approval.Decision.APPROVED: "approve", Approval.Decision.REJECTED: "reject",
+              Approval.Decision.CHANGES_REQUESTED: "request_changes"}[decision]
     ctx = policy_context(cr, actor, at=at)
     _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
     on_call = cr.team.on_call_reviewers.filter(pk=actor.pk).exists()
@@ -352,24 +399,48 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
         created_at=at,
     )
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=policy.APPROVE_DUTIES & ctx.actor_duties, at=at)
-    if decision == Approval.Decision.REJECTED:
+    if action == "reject":
         _set(cr, state=states.target("reject"), closed_at=at, close_reason=comment or "")
+    elif action == "request_changes":
+        _set(cr, state=states.target("request_changes"))
     else:
         # The context read under the lock, plus the approval just written: nothing else it holds
         # (grants, membership, freezes, contributors) changes inside this transaction.
         cr = _settle_approvals(cr, actor, at, replace(ctx, approvals=(*ctx.approvals, approval)))
     # Alerts and events come last, and the events are chained when the transaction ends
     # (audit.deferred): the chain head is locked only for the append, not for this whole service.
-    anomalies.check_rubber_stamp(approval=approval, cr=cr)
+    if action != "request_changes":  # asking for changes quickly stamps nothing through
+        anomalies.check_rubber_stamp(approval=approval, cr=cr)
     anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
-    if decision == Approval.Decision.REJECTED:
+    if action == "reject":
         event = "change_request.rejected"
+    elif action == "request_changes":
+        event = "change_request.changes_requested"
     else:
         event = "change_request.approved" if states.is_approved(cr.state) else "change_request.approval_recorded"
     extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
     return change_request_for_decision(cr.pk)
+
+
+@audit.deferred()
+def change_request_request_changes(
+    *, actor, change_request: ChangeRequest, comment: str, via: str = Approval.Via.API,
+    revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
+) -> ChangeRequest:
+    """A reviewer's non-final decision (the same duties and SoD as rejecting, C2): the change goes
+    back to its author as ``changes_requested``, saying what to change. The author revises (a new
+    revision: the old decisions go stale, C3) and resubmits."""
+    if not (comment or "").strip():
+        raise ValidationError({"comment": ["Say what the author should change."]})
+    return _decide(actor, change_request, decision=Approval.Decision.CHANGES_REQUESTED, comment=comment.strip(),
+                   via=via, at=at or timezone.now(), revision=revision, step_up=step_up)
+
+
+def signoff_service(decision: str):
+    """The service a portal sign-off form's ``decision`` calls (approve, reject, request changes)."""
+    return {"approve": change_request_approve, "reject": change_request_reject, "request_changes": change_request_request_changes}[decision]
 
 
 def revision_changed(seen: int, current: int) -> InvalidState:
@@ -438,13 +509,28 @@ def deployment_start(
     *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
 ) -> Deployment:
     """C5–C8: start deploying an approved change; the request moves to deploying."""
-    at = at or timezone.now()
+    return _start(actor, change_request, pipeline_url, at or timezone.now(), "deploy")
+
+
+@audit.deferred()
+def deployment_retry(
+    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
+) -> Deployment:
+    """A new attempt at deploying a change whose last deployment failed, by an operator, under
+    every check of a first deployment (C5–C8: SoD, approvals still valid, freeze, window, prior
+    environment). The failed attempt stays on record; the change moves to deploying again."""
+    return _start(actor, change_request, pipeline_url, at or timezone.now(), "retry")
+
+
+def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime, action: str) -> Deployment:
     _validate_url("pipeline_url", pipeline_url)
     lock_user(actor)  # lock order: the actor, then the change (docs/architecture.md)
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
+    from_state = cr.state
     ctx = policy_context(cr, actor, at=at)
-    decision = policy.evaluate(ctx, "deploy", at)
+    decision = policy.evaluate(ctx, action, at)
     _raise_if_refused(decision)
+    failed = cr.deployments.order_by("-started_at", "-id").first() if action == "retry" else None
     deployment = Deployment.objects.create(
         decision=decisions.record(ctx, decision, at, **decision_facts(ctx)),
         change_request=cr,
@@ -455,13 +541,14 @@ def deployment_start(
         pipeline_url=pipeline_url or "",
         started_at=at,
     )
-    _set(cr, state=states.target("deploy"))
+    _set(cr, state=states.target(action), **({"closed_at": None} if action == "retry" else {}))
     signals.deployment_started.send(sender=Deployment, change_request=cr, deployment=deployment, at=at)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
     anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
-    _record("deployment.started", cr, actor=actor, at=at, from_state=S.APPROVED,
-            deployment=deployment.pk, pipeline_url=deployment.pipeline_url)
+    extra = {"retry_of": failed.pk if failed else None, "attempt": cr.deployments.count()} if failed else {}
+    _record("deployment.started", cr, actor=actor, at=at, from_state=from_state,
+            deployment=deployment.pk, pipeline_url=deployment.pipeline_url, **extra)
     return deployment
 
 

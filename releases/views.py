@@ -23,6 +23,7 @@ from core.errors import Reason, Refused
 from releases import selectors, services, states
 from releases.forms import (
     APPROVE,
+    REQUEST_CHANGES,
     DeploymentFinishForm,
     DeploymentRollbackForm,
     DeploymentStartForm,
@@ -30,6 +31,8 @@ from releases.forms import (
     SignoffForm,
 )
 from releases.models import Approval, ChangeRequest, Deployment
+from governance import duties
+from governance.selectors import has_duty
 from releases.policy import Decision, approval_status, evaluate
 
 DASHBOARD_ROWS = 25
@@ -43,6 +46,9 @@ HISTORY_LABELS = {
     "change_request.approval_recorded": "Approval recorded",
     "change_request.approved": "Approved: policy met",
     "change_request.rejected": "Rejected",
+    "change_request.changes_requested": "Changes requested",
+    "change_request.withdrawn": "Withdrawn from review",
+    "change_request.re_review_requested": "Sent back for review: approvals expired",
     "change_request.cancelled": "Cancelled",
     "change_request.signoff_failed": "Sign-off refused: wrong password",
     "change_request.pir_completed": "Post-implementation review written",
@@ -233,12 +239,41 @@ def _history(events) -> list[HistoryEntry]:
     return entries
 
 
+@dataclass(frozen=True)
+class AuthorPart:
+    """What the author (or, for a re-review, a manager of the team) may do with the change now."""
+
+    edit: bool
+    submit: Decision | None  # the policy's answer to submitting (or resubmitting), when the state allows it
+    resubmit: bool
+    withdraw: bool
+    re_review: bool
+
+    @property
+    def any(self) -> bool:
+        return self.edit or self.submit is not None or self.withdraw or self.re_review
+
+
+def _author_part(cr: ChangeRequest, user, ctx, deploy: Decision, at) -> AuthorPart:
+    author = user.pk == cr.author_id
+    approvals_lapsed = bool({"approvals_expired", "approvals_insufficient"} & set(deploy.codes))
+    return AuthorPart(
+        edit=author and states.allows("edit", cr.state),
+        submit=evaluate(ctx, "submit", at) if author and states.allows("submit", cr.state) else None,
+        resubmit=states.is_resubmission(cr.state),
+        withdraw=author and states.allows("withdraw", cr.state),
+        re_review=states.allows("re_review", cr.state) and approvals_lapsed
+        and (author or has_duty(user, duties.MANAGE_ROLES, team=cr.team, at=at)),
+    )
+
+
 def _change_page(request, cr: ChangeRequest, at, *, refusal: Refusal | None = None, status: int = 200,
-                 start_form=None, finish_form=None, rollback_form=None):
+                 start_form=None, finish_form=None, rollback_form=None, retry_form=None):
     user = request.user
     ctx = selectors.policy_context(cr, user, at=at)
     approve = evaluate(ctx, "approve", at, via=Approval.Via.PORTAL)
     deploy = evaluate(ctx, "deploy", at)
+    retry = evaluate(ctx, "retry", at) if states.allows("retry", cr.state) else None
     deployments = list(selectors.change_request_deployments(cr))
     for deployment in deployments:
         deployment.pipeline_link = _web_link(deployment.pipeline_url)
@@ -249,12 +284,17 @@ def _change_page(request, cr: ChangeRequest, at, *, refusal: Refusal | None = No
     context = {
         "cr": cr,
         "ticket_link": _web_link(cr.ticket_url),
+        "source_link": _web_link(cr.source_url),
         "refusal": refusal,
         "checklist": _checklist(cr, deploy),
         "approve_decision": approve,
         "deploy_decision": deploy,
         "decisions_apply": cr.state in states.DECISIONS_APPLY,
         "signoff_open": states.allows("approve", cr.state),
+        "changes_decision": evaluate(ctx, "request_changes", at, via=Approval.Via.PORTAL),
+        "author_part": _author_part(cr, user, ctx, deploy, at),
+        "retry_decision": retry if retry is not None and (retry.allowed or "deploy" in ctx.actor_duties) else None,
+        "retry_form": retry_form or DeploymentStartForm(prefix="retry"),
         "approvals": approvals,
         "expired_approval_ids": _expired_approval_ids(ctx, at),
         "deployments": deployments,
@@ -306,8 +346,10 @@ def change_request_signoff(request, pk: int):
     user, at = request.user, timezone.now()
     cr = _visible_or_404(user, pk, at)
     if request.method != "POST":
-        return _signoff_page(request, cr, at, SignoffForm(initial={"revision": cr.revision},
-                                                          password=not settings.OIDC_ENABLED))
+        initial = {"revision": cr.revision}
+        if request.GET.get("decision") in dict(SignoffForm.base_fields["decision"].choices):
+            initial["decision"] = request.GET["decision"]  # the change page's "Request changes" button
+        return _signoff_page(request, cr, at, SignoffForm(initial=initial, password=not settings.OIDC_ENABLED))
     if settings.OIDC_ENABLED:  # the form posts to the provider's step-up (identity.sso), never here
         form = SignoffForm(request.POST, password=False)
         form.is_valid()
@@ -324,8 +366,9 @@ def change_request_signoff(request, pk: int):
             return lockout.lockout_response(request)
         form.add_error("password", "That is not your password. Nothing was signed; the attempt is recorded.")
         return _signoff_page(request, cr, at, form, status=400)
-    approving = form.cleaned_data["decision"] == APPROVE
-    service = services.change_request_approve if approving else services.change_request_reject
+    chosen = form.cleaned_data["decision"]
+    approving = chosen == APPROVE
+    service = services.signoff_service(chosen)
     try:
         # The revision the page showed: the service compares it under the change's row lock, so a
         # revision pushed while the password was checked is never signed in the reviewer's name.
@@ -339,7 +382,9 @@ def change_request_signoff(request, pk: int):
     except ValidationError as error:
         form.add_service_errors(error)
         return _signoff_page(request, cr, at, form, status=400)
-    if not approving:
+    if chosen == REQUEST_CHANGES:
+        messages.success(request, f"You asked for changes to CR-{cr.pk}; it is back with {cr.author.username}.")
+    elif not approving:
         messages.success(request, f"You rejected CR-{cr.pk}.")
     elif states.is_approved(updated.state):
         messages.success(request, f"You signed off CR-{cr.pk}; its policy is met and it is approved.")

@@ -305,6 +305,11 @@ def _decider_reasons(actor, change: ControlChange, control: ControlKind, *, at) 
     return reasons
 
 
+def may_decide(actor, change: ControlChange, *, at=None) -> bool:
+    """Whether ``actor`` is a second person who may decide this proposal (K3), for the portal's inbox."""
+    return not _decider_reasons(actor, change, registry.get(change.kind), at=at or timezone.now())
+
+
 @transaction.atomic
 def control_change_approve(*, actor, change: ControlChange, comment: str = "", at: datetime | None = None):
     """K3: a second person with the duty for the change's scope applies a pending proposal, as long as

@@ -30,6 +30,25 @@ class ApprovalSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+CHANGE_FORM_FIELDS = ("implementation_plan", "backout_plan", "risk_impact", "planned_start", "planned_end",
+                      "affected_service", "source_url")
+
+
+class ChangeFormFields(StrictSerializer):
+    """The rest of a change form (ServiceNow's): plans, risk and impact, planned window, affected
+    service, the pull request or commits. Optional; editing any under review is a new revision (C3)."""
+
+    implementation_plan = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    backout_plan = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    risk_impact = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                        help_text="What could break, for whom, and how badly.")
+    planned_start = serializers.DateTimeField(required=False, allow_null=True, help_text="Planned window: start.")
+    planned_end = serializers.DateTimeField(required=False, allow_null=True, help_text="Planned window: end.")
+    affected_service = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    source_url = serializers.URLField(required=False, allow_blank=True, max_length=500,
+                                      help_text="The pull request or the commits.")
+
+
 class ChangeRequestSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
@@ -40,12 +59,14 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, slug_field="username", help_text="Null until the review is done (C10)."
     )
     ticket_url = OptionalLinkField(read_only=True)
+    source_url = OptionalLinkField(read_only=True)
 
     class Meta:
         model = ChangeRequest
         fields = [
             "id", "title", "description", "team", "environment", "change_type", "risk", "emergency_reason", "artifact",
-            "revision", "state", "author", "contributors", "ticket_url", "approvals", "created_at", "submitted_at",
+            "revision", "state", "author", "contributors", "ticket_url", *CHANGE_FORM_FIELDS, "approvals",
+            "created_at", "submitted_at",
             "approved_at", "deployed_at", "closed_at", "close_reason", "pir_due_at", "pir_by", "pir_at",
         ]
         read_only_fields = fields
@@ -134,7 +155,7 @@ class Usernames(serializers.ListField):
             ) from None
 
 
-class ChangeRequestCreateSerializer(StrictSerializer):
+class ChangeRequestCreateSerializer(ChangeFormFields):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     team = NameField(
@@ -160,7 +181,7 @@ class ChangeRequestCreateSerializer(StrictSerializer):
     )
 
 
-class ChangeRequestUpdateSerializer(StrictSerializer):
+class ChangeRequestUpdateSerializer(ChangeFormFields):
     """Any change to these on a pending or approved request is a new revision (C3)."""
 
     title = serializers.CharField(required=False, max_length=200)
@@ -182,6 +203,19 @@ class DecisionSerializer(StrictSerializer):
         min_value=1, max_value=2**31 - 1,
         help_text="The revision you reviewed; a change that has moved on since answers 409 `revision_changed`.",
     )
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RequestChangesSerializer(DecisionSerializer):
+    comment = serializers.CharField(help_text="What the author should change.")
+
+
+class WithdrawSerializer(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="",
+                                   help_text="Why the change is taken out of review.")
+
+
+class ReReviewSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 

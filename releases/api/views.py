@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from core.api import NoBody, validated, DetailSerializer, FIELD_ERRORS, RefusalSerializer, UNAUTHENTICATED
 from core.memo import per_request
 from core.viewsets import VisibleObjectViewSet
-from releases import policy, selectors, services
+from releases import policy, selectors, services, services_flow
 from releases.api.filters import ChangeRequestFilter, DeploymentFilter
 from releases.api.serializers import (
     DeploymentReportResultSerializer,
@@ -26,7 +26,10 @@ from releases.api.serializers import (
     DeploymentStartSerializer,
     GateQuerySerializer,
     GateSerializer,
+    ReReviewSerializer,
+    RequestChangesSerializer,
     RollbackSerializer,
+    WithdrawSerializer,
 )
 from releases.models import Approval, ChangeRequest, Deployment
 
@@ -71,7 +74,8 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
 
     # Actions whose service re-reads the change under its row lock: the view only checks that the
     # caller may see it, and reads nothing the service will read again.
-    SERVICE_ACTIONS = frozenset({"partial_update", "submit", "approve", "reject", "cancel", "deployments"})
+    SERVICE_ACTIONS = frozenset({"partial_update", "submit", "approve", "reject", "request_changes", "withdraw",
+                                 "re_review", "cancel", "deployments", "retry"})
 
     @property
     def at(self):
@@ -166,6 +170,54 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
         )
 
     @extend_schema(
+        summary="Send the revision you reviewed back to its author for changes",
+        description="A non-final decision with the duties and separation of duties of a rejection (C2): the change "
+        "becomes `changes_requested`; the author edits it (a new revision, whose earlier decisions go stale, C3) "
+        "and submits it again. `comment` says what to change.",
+        request=RequestChangesSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS, 409: DECISION_CONFLICT},
+    )
+    @action(detail=True, methods=["post"], url_path="request-changes")
+    def request_changes(self, request, pk=None):
+        change_request = self.get_object()
+        data = validated(RequestChangesSerializer, request.data)
+        return self._render(
+            services.change_request_request_changes(
+                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+            )
+        )
+
+    @extend_schema(
+        summary="Take a change out of review, back to a draft",
+        description="Only the author, while `pending` or `changes_requested`. The draft is a new revision: "
+        "decisions already made go stale (C3).",
+        request=WithdrawSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request, pk=None):
+        change_request = self.get_object()
+        data = validated(WithdrawSerializer, request.data)
+        return self._render(
+            services_flow.change_request_withdraw(actor=request.user, change_request=change_request, **data)
+        )
+
+    @extend_schema(
+        summary="Send an approved change whose approvals expired back for review",
+        description="The author or a manager of the team. Pending again at a new revision of the same content; "
+        "`approvals_not_expired` (409) while its approvals still count.",
+        request=ReReviewSerializer,
+        responses={200: ChangeRequestSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"], url_path="re-review")
+    def re_review(self, request, pk=None):
+        change_request = self.get_object()
+        data = validated(ReReviewSerializer, request.data)
+        return self._render(
+            services_flow.change_request_re_review(actor=request.user, change_request=change_request, **data)
+        )
+
+    @extend_schema(
         summary="Withdraw a change request that has not started deploying",
         description="The author, or a manager of the team.",
         request=CancelSerializer,
@@ -208,6 +260,20 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
         change_request = self.get_object()
         data = validated(DeploymentStartSerializer, request.data)
         deployment = services.deployment_start(actor=request.user, change_request=change_request, **data)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Try a failed deployment again, as a new attempt (C5–C8)",
+        description="For a `failed` change: every check of a first deployment applies again (separation of "
+        "duties, valid approvals, freeze, window, prior environment). The failed attempt stays on record.",
+        request=DeploymentStartSerializer,
+        responses={201: DeploymentSerializer, **REFUSALS},
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        change_request = self.get_object()
+        data = validated(DeploymentStartSerializer, request.data)
+        deployment = services.deployment_retry(actor=request.user, change_request=change_request, **data)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
 

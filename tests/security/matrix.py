@@ -133,6 +133,19 @@ API_ROWS = [
     Row("change-reject", "POST", "/api/v1/change-requests/{cr_staging_pending}/reject/",
         expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
                **ANON_401), body={"revision": 1, "comment": "Matrix."}),
+    # The ways back (issue 18): request changes (a reviewer, as for a rejection), withdraw (the author),
+    # re-review (the author or a manager; 409 while the approvals still count), retry (as a deployment).
+    Row("change-request-changes", "POST", "/api/v1/change-requests/{cr_staging_pending}/request-changes/",
+        expect("403 missing_duty", dev="403 author_cannot_approve", rev=200, rev2=200, sec=200, idev=404,
+               **ANON_401), body={"revision": 1, "comment": "Matrix: add a back-out plan."}),
+    Row("change-withdraw", "POST", "/api/v1/change-requests/{cr_staging_pending}/withdraw/",
+        expect("403 not_author", dev=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
+    Row("change-re-review", "POST", "/api/v1/change-requests/{cr_rotate_prod}/re-review/",
+        expect("403 not_author", dev2="409 approvals_not_expired", mgr="409 approvals_not_expired", idev=404,
+               **ANON_401), body={}),
+    Row("change-retry", "POST", "/api/v1/change-requests/{cr_failed}/retry/",
+        expect("403 missing_duty", ops=201, dev="403 author_cannot_deploy", rev="403 approver_cannot_deploy",
+               idev=404, **ANON_401), body={}),
     Row("change-cancel", "POST", "/api/v1/change-requests/{cr_staging_pending}/cancel/",
         expect("403 not_author", dev=200, mgr=200, idev=404, **ANON_401), body={"reason": "Matrix."}),
     Row("change-gate", "GET", "/api/v1/change-requests/{cr_rotate_prod}/gate/?action=deploy", SEES_PAYMENTS_CHANGE),
@@ -221,6 +234,24 @@ PAGE_ROWS = [
         PORTAL_DEPLOY, kind="page", body={"outcome": "succeeded"}),
     Row("deploy-rollback", "POST", "/deployments/{dep_staged}/rollback/",
         PORTAL_DEPLOY, kind="page", body={"reason": "Matrix."}),
+    # The developer's portal (issue 18): the list and the form for everyone signed in (the list shows
+    # what V1 lets them see; the service decides a new change), the edit form for the author; the
+    # panel's actions redirect on success and render the change page with the refusal otherwise.
+    Row("inbox-page", "GET", "/inbox/", expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("changes-page", "GET", "/changes/", expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("changes-page-filtered", "GET", "/changes/?q=retry&state=pending&environment=production&team=payments",
+        expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("change-new-page", "GET", "/changes/new/", expect(200, anonymous=TO_LOGIN), kind="page"),
+    Row("change-edit-page", "GET", "/changes/{cr_draft}/edit/",
+        expect(403, dev2=200, idev=404, anonymous=TO_LOGIN), kind="page"),
+    Row("change-submit-page", "POST", "/changes/{cr_draft}/submit/",
+        expect(403, dev2=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-withdraw-page", "POST", "/changes/{cr_staging_pending}/withdraw/",
+        expect(403, dev=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-re-review-page", "POST", "/changes/{cr_rotate_prod}/re-review/",
+        expect(403, dev2=409, mgr=409, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
+    Row("change-retry-page", "POST", "/changes/{cr_failed}/retry/",
+        expect(403, ops=302, idev=404, anonymous=TO_LOGIN), kind="page", body={}),
     Row("access-reviews-page", "GET", "/access-reviews/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("access-review-decide", "POST", "/access-reviews/items/{review_item}/decide/",
         expect(404, mgr=302, **each(SEES_ALL, 403), anonymous=TO_LOGIN), kind="page", body={"decision": "keep"}),
@@ -495,6 +526,13 @@ def build_world() -> dict:
     releases.change_request_submit(actor=users["dev"], change_request=cr_staging_pending)
     standard = change("Raise log level for payments-api", "staging")
     dep_running = releases.deployment_start(actor=users["ops"], change_request=standard)
+    cr_failed = releases.change_request_create(
+        actor=users["dev"], team=teams["payments"], environment=envs["staging"], title="Matrix failed",
+        artifact="matrix:3")
+    releases.change_request_submit(actor=users["dev"], change_request=cr_failed)
+    releases.change_request_approve(actor=users["rev"], change_request=cr_failed, comment="Matrix.")
+    releases.deployment_finish(actor=users["ops"], outcome="failed", deployment=releases.deployment_start(
+        actor=users["ops"], change_request=cr_failed))
     grant_pending = governance.role_grant(
         actor=users["mgr"], user=users["dev2"], role=roles["reviewer"], team=teams["payments"],
         environment=envs["production"], justification="Matrix: pending.", expires_at=now + timedelta(days=30))
@@ -567,6 +605,7 @@ def build_world() -> dict:
         "today": (now - timedelta(days=1)).date().isoformat(),
         "cr_identity": cr_identity.pk,
         "cr_staging_pending": cr_staging_pending.pk,
+        "cr_failed": cr_failed.pk,
         "cr_prod_pending": change("Retry card authorisation on timeout", "production").pk,
         "cr_draft": change("Upgrade TLS library", "development").pk,
         "cr_rotate_prod": change("Rotate webhook signing secret", "production").pk,
