@@ -209,6 +209,13 @@ class AuditSeal(models.Model):
     prev_signature = models.CharField(max_length=128, blank=True, editable=False)
     key_fingerprint = models.CharField(max_length=64, editable=False)
     signature = models.CharField(max_length=128, editable=False)
+    tree_size = models.BigIntegerField(
+        null=True, blank=True, editable=False, help_text="Size of the Merkle tree checkpointed (= sequence)."
+    )
+    root_hash = models.CharField(max_length=64, blank=True, editable=False, help_text="Its RFC 9162 root, hex.")
+    checkpoint = models.TextField(
+        blank=True, editable=False, help_text="The signed checkpoint (audit/checkpoint.py); empty for older seals."
+    )
 
     class Meta:
         ordering = ["-number"]

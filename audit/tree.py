@@ -78,3 +78,37 @@ def rebuild(batch_size: int = 5000) -> int:
     MerkleNode.objects.bulk_create(rows)
     ChainHead.objects.filter(pk=1).update(tree_size=compact.size, compact_range=[h.hex() for h in compact.hashes])
     return compact.size
+
+
+def verify(batch_size: int = 5000):
+    """Recompute every node from the events up to the head and compare with the stored ones and the
+    head's right edge. Returns ``(leaves checked, None)`` or ``(checked, (sequence, problem))`` naming
+    the first event whose subtree differs."""
+    head = ChainHead.objects.filter(pk=1).first()
+    if head is None:
+        return 0, None
+    if not in_step(head):
+        return 0, (head.tree_size + 1, f"the tree ends at #{head.tree_size} but the chain at #{head.sequence}")
+    compact, pending, checked = merkle.CompactRange(), [], 0
+    hashes = AuditEvent.objects.filter(sequence__lte=head.sequence).order_by("sequence").values_list("hash", flat=True)
+
+    def compare(batch):
+        stored = dict(MerkleNode.objects.filter(position__in=[p for p, _, _ in batch]).values_list("position", "hash"))
+        for position, value, sequence in batch:
+            if stored.get(position) != value:
+                return sequence, f"the stored Merkle node {position} does not match the events up to #{sequence}"
+        return None
+
+    for value in hashes.iterator(chunk_size=batch_size):
+        checked += 1
+        pending += [(MerkleNode.position_of(level, index), node.hex(), checked)
+                    for (level, index), node in compact.append(merkle.event_leaf(value))]
+        if len(pending) >= batch_size:
+            if problem := compare(pending):
+                return checked, problem
+            pending = []
+    if problem := compare(pending):
+        return checked, problem
+    if checked != head.tree_size or [h.hex() for h in compact.hashes] != head.compact_range:
+        return checked, (checked, "the chain head's compact range is not the tree of the events")
+    return checked, None

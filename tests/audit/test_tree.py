@@ -97,3 +97,26 @@ def test_a_head_out_of_step_keeps_recording_without_the_tree():
     assert event.sequence == 2 and head.tree_size == 0 and not tree.in_step(head)
     assert tree.rebuild() == 2
     assert tree.in_step(ChainHead.objects.get(pk=1)) and tree.root(2) == merkle.naive_root(leaves())
+
+
+def test_audit_verify_recomputes_the_tree_and_names_the_first_event_it_differs_at():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    for n in range(9):
+        audit.record("test.step", data={"n": n})
+    out = StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "Merkle tree intact: 9 leaves verified." in out.getvalue()
+    assert tree.verify() == (9, None)
+    with transaction.atomic():
+        MerkleNode.objects.filter(position=MerkleNode.position_of(0, 4)).update(hash="00" * 32)
+        assert tree.verify() == (9, (5, "the stored Merkle node 8 does not match the events up to #5"))
+        with pytest.raises(CommandError, match="Merkle tree broken at event #5"):
+            call_command("audit_verify", stdout=StringIO())
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        ChainHead.objects.filter(pk=1).update(compact_range=["00" * 32, ChainHead.objects.get().compact_range[1]])
+        assert tree.verify() == (9, (9, "the chain head's compact range is not the tree of the events"))
+        transaction.set_rollback(True)
