@@ -60,6 +60,15 @@ def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     return merkle.consistency_proof(old_size, new_size, read_nodes)
 
 
+def proof_with_roots(ranges: list[merkle.Range], sizes: tuple[int, ...]) -> tuple[list[bytes], list[bytes]]:
+    """A proof's hashes and the roots of the trees of ``sizes``, from one read of O(log n) nodes."""
+    wanted = merkle.needed_nodes(ranges) | {node for size in sizes for node in merkle.perfect_subtrees(0, size)}
+    nodes = read_nodes(wanted) if wanted else {}
+    proof = [merkle.range_hash(start, end, nodes) for start, end in ranges]
+    roots = [merkle.range_hash(0, size, nodes) if size else merkle.EMPTY_ROOT for size in sizes]
+    return proof, roots
+
+
 def rebuild(batch_size: int = 5000) -> int:
     """Recompute the whole tree from the events up to the head, in the caller's transaction with
     the head locked (for a database loaded without it, and for tests). Returns the tree size."""
