@@ -263,6 +263,9 @@ class EvidenceExport(models.Model):
     size = models.PositiveBigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     row_counts = models.JSONField(default=dict, blank=True)
+    checkpoint_tree_size = models.BigIntegerField(
+        null=True, blank=True, help_text="The Merkle tree size of the checkpoint the bundle was built at."
+    )
     error = models.TextField(blank=True)
 
     class Meta:
