@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import context, webhooks
+from audit import context, tree, webhooks
 from audit.models import AuditEvent, ChainHead
 
 GENESIS = "0" * 64
@@ -87,8 +87,8 @@ def deferred():
 
     The chain head is a single row: whoever appends holds its lock until COMMIT, so every writer
     waits for the one before it. A service that does its reads and writes first and records its
-    events here holds the lock only for the append itself (lock, one INSERT, one UPDATE) instead
-    of from its first event to its commit. Events recorded in a nested ``atomic`` block, which may
+    events here holds the lock only for the append itself (lock, an INSERT of the events, one of
+    the Merkle nodes they complete, one UPDATE) instead of from its first event to its commit. Events recorded in a nested ``atomic`` block, which may
     be rolled back on its own, are appended at once, as outside the block; if the block raises,
     the transaction rolls back and its waiting events with it. A block inside a block is such a
     nested ``atomic`` block: its events are appended at once."""
@@ -116,7 +116,8 @@ def _append(events: list[AuditEvent]) -> None:
         event.sequence, event.prev_hash = sequence, prev_hash
         event.hash = prev_hash = compute_hash(event, prev_hash)
     AuditEvent.objects.bulk_create(events)
-    ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash)
+    grown = tree.grow(head, events)  # the Merkle nodes they complete: one more INSERT, O(log n) hashes
+    ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash, **grown)
     webhooks.emit(events)  # the domain webhooks they trigger, queued in the same transaction
 
 

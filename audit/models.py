@@ -58,9 +58,39 @@ class ChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     sequence = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    tree_size = models.BigIntegerField(
+        default=0, help_text="Leaves in the Merkle tree over the chain (audit.merkle); equals sequence."
+    )
+    compact_range = models.JSONField(
+        default=list, blank=True,
+        help_text="Hex roots of the perfect subtrees tiling the tree, largest first (audit.merkle.CompactRange).",
+    )
 
     def __str__(self):
         return f"chain head #{self.sequence}"
+
+
+class MerkleNode(models.Model):
+    """A perfect subtree of the Merkle tree over the chain, written once as it completes (by
+    ``audit.tree.grow`` under the chain head's lock): fewer than two rows per event, so any proof is a
+    single read of O(log n) rows. The primary key is the node's in-order position,
+    ``(index << (level + 1)) + (1 << level) - 1`` for the subtree of ``2**level`` leaves starting at
+    leaf ``index << level`` (leaves are even positions). Derived data: ``audit.tree.rebuild`` can
+    recompute every row from the events, and a row that lies yields proofs that fail against the
+    signed checkpoints."""
+
+    position = models.BigIntegerField(primary_key=True, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self):
+        return f"merkle node {self.position}"
+
+    @staticmethod
+    def position_of(level: int, index: int) -> int:
+        return (index << (level + 1)) + (1 << level) - 1
 
 
 class Alert(models.Model):
@@ -179,6 +209,13 @@ class AuditSeal(models.Model):
     prev_signature = models.CharField(max_length=128, blank=True, editable=False)
     key_fingerprint = models.CharField(max_length=64, editable=False)
     signature = models.CharField(max_length=128, editable=False)
+    tree_size = models.BigIntegerField(
+        null=True, blank=True, editable=False, help_text="Size of the Merkle tree checkpointed (= sequence)."
+    )
+    root_hash = models.CharField(max_length=64, blank=True, editable=False, help_text="Its RFC 9162 root, hex.")
+    checkpoint = models.TextField(
+        blank=True, editable=False, help_text="The signed checkpoint (audit/checkpoint.py); empty for older seals."
+    )
 
     class Meta:
         ordering = ["-number"]
@@ -226,6 +263,9 @@ class EvidenceExport(models.Model):
     size = models.PositiveBigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     row_counts = models.JSONField(default=dict, blank=True)
+    checkpoint_tree_size = models.BigIntegerField(
+        null=True, blank=True, help_text="The Merkle tree size of the checkpoint the bundle was built at."
+    )
     error = models.TextField(blank=True)
 
     class Meta:

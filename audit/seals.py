@@ -25,6 +25,13 @@ What a seal signs (an auditor can re-check it with the public key and nothing el
 Python equivalent: ``json.dumps(fields, sort_keys=True, separators=(",", ":"),
 ensure_ascii=False).encode("utf-8")`` (see ``message``).
 
+Since the Merkle tree (``audit.merkle``, ``audit.tree``), a seal also signs a *checkpoint*: the
+tree of events #1..#sequence, its size and RFC 9162 root, as a C2SP signed note
+(``audit.checkpoint``, origin ``settings.AUDIT_CHECKPOINT_ORIGIN``), stored in ``checkpoint`` with
+``tree_size`` and ``root_hash``. Before signing, the leaves since the previous seal are checked
+against the events and the new tree is proved consistent with the previous checkpoint. Seals taken
+before the tree have no checkpoint; their JSON message above is unchanged and still verifies.
+
 A seal is taken only when something was recorded since the previous one other than that seal's own
 ``audit.sealed`` event, so an idle system gets no new seal every hour. Before signing, the events
 recorded since the previous seal are recomputed from its sealed hash: a seal never vouches for a
@@ -35,11 +42,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from itertools import islice
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 import audit
-from audit import keys
+from audit import checkpoint, keys, merkle, tree
 from audit.chain import Break, compute_hash
 from audit.models import AuditEvent, AuditSeal, ChainHead
 
@@ -137,9 +145,14 @@ def seal(at: datetime | None = None) -> AuditSeal | None:
         last = AuditSeal.objects.order_by("-number").first()
         if last is not None and _nothing_new(last, head):
             return None
-        broken = _check_since(last, head)
+        broken = _check_since(last, head) or _check_tree(last, head)
         if broken is not None:
             raise SealRefused(broken)
+        root = merkle.CompactRange(head.tree_size, [bytes.fromhex(h) for h in head.compact_range]).root()
+        note = checkpoint.sign(
+            checkpoint.Checkpoint(settings.AUDIT_CHECKPOINT_ORIGIN, head.tree_size, root, (f"time {_iso(at)}",)),
+            signing.public_key(), signing.sign_raw,
+        )
         fields = {
             "number": last.number + 1 if last is not None else 1,
             "created_at": at,
@@ -148,16 +161,40 @@ def seal(at: datetime | None = None) -> AuditSeal | None:
             "prev_signature": last.signature if last is not None else "",
             "key_fingerprint": signing.fingerprint(),
         }
-        new = AuditSeal(**fields, signature=signing.sign(message(**fields)))
+        new = AuditSeal(**fields, signature=signing.sign(message(**fields)), tree_size=head.tree_size,
+                        root_hash=root.hex(), checkpoint=note)
         new.save(force_insert=True)
         audit.record(
             SEALED_ACTION, target=new, at=at,
             data={"number": new.number, "sequence": new.sequence, "head_hash": new.head_hash,
-                  "signature": new.signature, "key_fingerprint": new.key_fingerprint},
+                  "signature": new.signature, "key_fingerprint": new.key_fingerprint,
+                  "tree_size": new.tree_size, "root_hash": new.root_hash},
         )
         if last is not None and last.key_fingerprint != new.key_fingerprint:
             _key_changed(last, new, at)
     return new
+
+
+def _check_tree(last: AuditSeal | None, head: ChainHead) -> Break | None:
+    """The tree must be in step with the chain, its leaves since ``last`` must be those events'
+    (one read), and it must extend ``last``'s checkpoint (one consistency proof, O(log n) reads)."""
+    if not tree.in_step(head):
+        return Break(head.tree_size + 1, None,
+                     f"the Merkle tree ends at #{head.tree_size} but the chain at #{head.sequence}")
+    first = last.sequence + 1 if last is not None else 1
+    leaves = tree.read_nodes({(0, sequence - 1) for sequence in range(first, head.sequence + 1)})
+    events = AuditEvent.objects.filter(sequence__gte=first, sequence__lte=head.sequence)
+    for sequence, value in events.order_by("sequence").values_list("sequence", "hash").iterator(chunk_size=5000):
+        if leaves.get((0, sequence - 1)) != merkle.event_leaf(value):
+            return Break(sequence, None, "its Merkle leaf is not the leaf of its hash")
+    if last is not None and last.root_hash:
+        try:
+            new_root = merkle.CompactRange(head.tree_size, [bytes.fromhex(h) for h in head.compact_range]).root()
+            proof = tree.consistency_proof(last.tree_size, head.tree_size)
+            merkle.verify_consistency(last.tree_size, head.tree_size, proof, bytes.fromhex(last.root_hash), new_root)
+        except merkle.ProofError as exc:
+            return Break(last.sequence + 1, None, f"the tree does not extend seal {last.number}'s checkpoint: {exc}")
+    return None
 
 
 def _key_changed(last: AuditSeal, new: AuditSeal, at: datetime) -> None:
@@ -189,6 +226,27 @@ def _server_public_key():
     from audit import signing
 
     return signing.public_key()
+
+
+def _checkpoint_problem(current: AuditSeal, public_key) -> str:
+    """What is wrong with a seal's checkpoint ("" when nothing; seals from before the tree have none):
+    its signature, its size and root against the seal's fields, and the root against the tree."""
+    if not current.checkpoint:
+        return "its checkpoint is missing" if current.root_hash or current.tree_size else ""
+    try:
+        signed = checkpoint.verify(current.checkpoint, public_key)
+    except checkpoint.CheckpointError as exc:
+        return f"its checkpoint does not verify: {exc}"
+    if (signed.tree_size, signed.root_hash.hex()) != (current.tree_size, current.root_hash) or (
+        current.tree_size != current.sequence
+    ):
+        return "its checkpoint does not match the seal's tree size and root"
+    try:
+        if tree.root(signed.tree_size) != signed.root_hash:
+            return f"the Merkle tree of {signed.tree_size} events does not have the checkpointed root"
+    except merkle.ProofError as exc:
+        return f"the Merkle tree of {signed.tree_size} events cannot be read: {exc}"
+    return ""
 
 
 def verify_seals(public_key=None, batch_size: int = 1000) -> tuple[int, SealBreak | None]:
@@ -233,6 +291,9 @@ def verify_seals(public_key=None, batch_size: int = 1000) -> tuple[int, SealBrea
                 )
             if not keys.is_valid(public_key, current.signature, seal_message(current)):
                 return checked, SealBreak(current.sequence, None, "signature does not verify", seal=current.number)
+            problem = _checkpoint_problem(current, public_key)
+            if problem:
+                return checked, SealBreak(current.sequence, None, problem, seal=current.number)
             if prev is not None and current.sequence <= prev.sequence:
                 return checked, SealBreak(current.sequence, None, f"covers event #{current.sequence}, not after "
                                           f"seal {prev.number}'s #{prev.sequence}", seal=current.number)
@@ -248,6 +309,9 @@ def verify_seals(public_key=None, batch_size: int = 1000) -> tuple[int, SealBrea
                 if event.data.get("signature") != current.signature:
                     return checked, SealBreak(event.sequence, event.pk, f"event #{event.sequence} announced seal "
                                               f"{current.number} with another signature", seal=current.number)
+                if event.data.get("root_hash", "") != current.root_hash:
+                    return checked, SealBreak(event.sequence, event.pk, f"event #{event.sequence} announced seal "
+                                              f"{current.number} with another checkpoint root", seal=current.number)
             if not any(event.sequence == current.sequence + 1 for event in events) and not _announced_now(current):
                 return checked, SealBreak(current.sequence + 1, None, f"its announcement, event "
                                           f"#{current.sequence + 1}, is missing", seal=current.number)

@@ -71,3 +71,8 @@ def fingerprint() -> str:
 def sign(message: bytes) -> str:
     """Base64 signature of ``message`` with the server's key."""
     return base64.b64encode(private_key().sign(message)).decode("ascii")
+
+
+def sign_raw(message: bytes) -> bytes:
+    """The raw 64-byte Ed25519 signature of ``message`` (for signed notes, ``audit.checkpoint``)."""
+    return private_key().sign(message)

@@ -92,7 +92,8 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from audit.chain import _lock_head, compute_hash, json_safe
-from audit.models import AuditEvent, ChainHead
+from audit import merkle, tree
+from audit.models import AuditEvent, ChainHead, MerkleNode
 from governance import duties, seeds
 from governance.models import ApiToken, ConflictRule, Environment, Membership, Role, RoleAssignment, RoleDuty, Team
 from governance.permissions import _permissions
@@ -299,6 +300,9 @@ class _Seeder:
         self.events: list = []  # heap of (time, order, builder, argument)
         self.order = 0
         self.sequence, self.prev_hash = head.sequence, head.hash
+        if not tree.in_step(head):
+            raise RuntimeError("The chain head's Merkle tree is out of step: run audit.tree.rebuild() first")
+        self.compact = merkle.CompactRange(head.tree_size, [bytes.fromhex(h) for h in head.compact_range])
         self.last_use: dict = {}
         self.started = time.perf_counter()
 
@@ -351,6 +355,8 @@ class _Seeder:
                                   e.request_id, e.data, self.prev_hash, digest), flush_at=50_000)
             self.audit_id += 1
             self.prev_hash = digest
+            for (level, index), node in self.compact.append(merkle.event_leaf(digest)):
+                self.add(MerkleNode, (MerkleNode.position_of(level, index), node.hex()), flush_at=50_000)
 
     def when(self, lo, hi):
         return _work(self.rng.randrange(lo, hi))
@@ -373,7 +379,9 @@ class _Seeder:
         self.flush()
         self.say("changes and audit events written")
         self.write_grants_and_permissions()
-        ChainHead.objects.update_or_create(pk=1, defaults={"sequence": self.sequence, "hash": self.prev_hash})
+        ChainHead.objects.update_or_create(pk=1, defaults={
+            "sequence": self.sequence, "hash": self.prev_hash, "tree_size": self.compact.size,
+            "compact_range": [h.hex() for h in self.compact.hashes]})
         models = [get_user_model(), Team, Membership, Environment, ApprovalPolicy, RoleAssignment, ChangeRequest,
                   Approval, Deployment, AuditEvent, ApiToken, UserObjectPermission, get_user_model().user_permissions.through]
         with connection.cursor() as cursor:

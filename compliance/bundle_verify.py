@@ -33,6 +33,13 @@ What a bundle is and how it is checked:
    most ``MAX_SIGNATURE_BYTES``, every other member exactly the size the signed manifest lists;
    reads never go past the declared size, so a lying header cannot inflate memory either.
 
+5. When the manifest has a ``transparency`` section (bundles built at a sealed checkpoint), its
+   signed checkpoint, subtrees, inclusion proofs and consistency proof from the previous bundle of
+   the framework must verify (``compliance.continuity.check_bundle``). With ``--previous
+   EARLIER.zip`` the earlier bundle is verified too and the later one must extend it: a log whose
+   tree of the earlier size is not the earlier checkpoint's is refused, naming the first range of
+   events where the histories diverge (``check_extends``).
+
 Exit status: 0 when everything checks, 1 on any mismatch (the message names the file), 2 when the
 bundle or the key cannot be read at all.
 """
@@ -53,6 +60,7 @@ if __package__ in (None, ""):  # run as a script: make ``audit`` importable from
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from audit import keys  # noqa: E402  (Django-free: cryptography only)
+from compliance import continuity  # noqa: E402  (Django-free too)
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -304,10 +312,25 @@ def _signature_text(raw: bytes) -> str:
     return text.decode("ascii")
 
 
-def verify(bundle, public_key_pem: bytes) -> Result:
-    """Check ``bundle`` (a path or a binary file) against the PEM public key; raise BundleError
-    naming the first bad file, or return the verified manifest."""
+def verify(bundle, public_key_pem: bytes, previous=None) -> Result:
+    """Check ``bundle`` (a path or a binary file) against the PEM public key, and that it extends the
+    bundle ``previous`` when given; raise BundleError naming the first bad file, or return the
+    verified manifest."""
     public_key = keys.load_public_key(public_key_pem)
+    result = _verify_path(bundle, public_key)
+    if previous is not None:
+        earlier = _verify_path(previous, public_key).manifest.get("transparency")
+        later = result.manifest.get("transparency")
+        if not earlier or not later:
+            raise BundleError(MANIFEST, "continuity needs both bundles to carry a checkpoint (transparency)")
+        try:
+            continuity.check_extends(earlier, later, public_key)
+        except continuity.ContinuityError as exc:
+            raise BundleError(MANIFEST, f"does not extend the previous bundle: {exc}") from None
+    return result
+
+
+def _verify_path(bundle, public_key) -> Result:
     if hasattr(bundle, "read"):
         return _verify_open(bundle, public_key)
     with open(bundle, "rb") as handle:
@@ -357,6 +380,11 @@ def _verify_open(handle, public_key) -> Result:
             if sha256 != expected.get("sha256"):
                 raise BundleError(name, f"SHA-256 {sha256} does not match the manifest's {expected.get('sha256')}")
             result.checked.append(name)
+    if manifest.get("transparency") is not None:
+        try:
+            continuity.check_bundle(manifest["transparency"], public_key)
+        except continuity.ContinuityError as exc:
+            raise BundleError(MANIFEST, f"transparency: {exc}") from None
     return result
 
 
@@ -364,10 +392,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Verify a Countersign evidence bundle offline.")
     parser.add_argument("bundle", help="the bundle (.zip)")
     parser.add_argument("--public-key", required=True, help="PEM file of the server's Ed25519 public key")
+    parser.add_argument("--previous", help="an earlier bundle (.zip) of the same log this one must extend")
     args = parser.parse_args(argv)
     try:
         pem = Path(args.public_key).read_bytes()
-        result = verify(args.bundle, pem)
+        result = verify(args.bundle, pem, previous=args.previous)
     except BundleError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -380,6 +409,8 @@ def main(argv=None) -> int:
         f"({manifest.get('framework')} {manifest.get('period', {}).get('start')}..{manifest.get('period', {}).get('end')}, "
         f"chain head #{manifest.get('audit_chain_head', {}).get('sequence')})."
     )
+    if args.previous:
+        print(f"OK: extends {args.previous} (tree of {manifest['transparency']['tree_size']} events).")
     return 0
 
 

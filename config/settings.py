@@ -8,6 +8,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -320,6 +321,11 @@ COUNTERSIGN_AUDIT_PURGE_ALLOWED = False
 # generated into var/ on first use; with DEBUG off the file must exist (mounted as a secret).
 SIGNING_KEY_FILE = Path(os.environ.get("SIGNING_KEY_FILE", VAR_DIR / "signing_key.pem"))
 SIGNING_KEY_AUTOGENERATE = env_bool("SIGNING_KEY_AUTOGENERATE", DEBUG)
+# The origin line of the signed checkpoints (audit/checkpoint.py): names this log to auditors and
+# witnesses; keep it stable, every earlier checkpoint carries it.
+AUDIT_CHECKPOINT_ORIGIN = os.environ.get(
+    "AUDIT_CHECKPOINT_ORIGIN", f"{urlsplit(COUNTERSIGN_BASE_URL).netloc or 'countersign'}/audit"
+)
 # How long a signed approval attestation counts for at most (integrations; an approval TTL shortens it).
 COUNTERSIGN_ATTESTATION_TTL_HOURS = int(os.environ.get("COUNTERSIGN_ATTESTATION_TTL_HOURS", "168"))
 # Finished evidence bundles: private files, served only through the permission-checked download.

@@ -1,11 +1,13 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from compliance.api import alerts as views, audit_events, evidence
+from compliance.api import alerts as views, audit_events, audit_proofs, evidence
 
 # SimpleRouter: governance's DefaultRouter already serves the API root at the same prefix.
 router = SimpleRouter()
 router.register("audit-events", audit_events.AuditEventViewSet, basename="audit-event")
+router.register("audit-events", audit_proofs.AuditProofViewSet, basename="audit-event-proof")
+router.register("audit", audit_proofs.AuditConsistencyViewSet, basename="audit-tree")
 router.register("alerts", views.AlertViewSet, basename="alert")
 router.register("evidence-exports", evidence.EvidenceExportViewSet, basename="evidence-export")
 

@@ -40,7 +40,7 @@ from django.utils import timezone
 import audit
 from audit import signing
 from audit.chain import GENESIS
-from compliance.evidence import controls as ctl
+from compliance.evidence import controls as ctl, transparency
 from compliance.evidence.datasets import Context, control_changes_for_report, load_control_history, load_lookups
 from compliance.evidence.services import period_bounds
 from compliance.evidence.writer import DatasetWriter, NEUTRALISED_PREFIXES, ZipPipe, iso, json_value, write_member
@@ -244,14 +244,16 @@ def _write_bundle_rows(export: EvidenceExport, path, isolation: str) -> tuple[di
     computed = {d.name: d.computed(ctx) for d in datasets if d.computed is not None}
     totals = {d.name: len(computed[d.name]) if d.computed else d.queryset(ctx).count() for d in datasets}
     progress = Progress(export.pk, sum(totals.values()))
+    proofs = transparency.section(export, seal, start, end)  # the checkpoint and its proofs, same snapshot
     try:
         return _write_zip(export, path, ctx, datasets, computed, progress, batch_size,
-                          {"isolation": isolation, "chain_head": {"sequence": head_sequence, "hash": head_hash}}, seal)
+                          {"isolation": isolation, "chain_head": {"sequence": head_sequence, "hash": head_hash}}, seal,
+                          proofs)
     finally:
         progress.close()
 
 
-def _write_zip(export, path, ctx, datasets, computed, progress, batch_size, snapshot_info, seal):
+def _write_zip(export, path, ctx, datasets, computed, progress, batch_size, snapshot_info, seal, proofs=None):
     head = snapshot_info["chain_head"]
     start, end = ctx.start, ctx.end
 
@@ -311,6 +313,7 @@ def _write_zip(export, path, ctx, datasets, computed, progress, batch_size, snap
             "audit_chain_head": head,
             "snapshot": snapshot_info,
             "latest_seal": _seal_dict(seal),
+            "transparency": proofs,
             "signing_key": {
                 "algorithm": "Ed25519",
                 "fingerprint": signing.fingerprint(),
@@ -385,13 +388,13 @@ def build(export_id: int) -> str:
         with transaction.atomic():
             EvidenceExport.objects.filter(pk=export_id).update(
                 status=Status.DONE, progress=100, file=name, size=size, sha256=sha256, row_counts=row_counts,
-                finished_at=timezone.now(), error="",
+                checkpoint_tree_size=export.checkpoint_tree_size, finished_at=timezone.now(), error="",
             )
             export.refresh_from_db()
             audit.record(
                 "evidence.export_built", target=export,
                 data={"framework": export.framework, "file": name, "sha256": sha256, "size": size,
-                      "row_counts": row_counts},
+                      "row_counts": row_counts, "checkpoint_tree_size": export.checkpoint_tree_size},
             )
         return Status.DONE
     except Exception as exc:

@@ -3,11 +3,13 @@ services could have written (SoD holds, grants match guardian, the bench queue r
 import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.chain import verify
-from audit.models import AuditEvent, ChainHead
+from audit import merkle, tree
+from audit.models import AuditEvent, ChainHead, MerkleNode
 from bench.seed import PERSONAS, SCALES, BenchDataExists, bench_fixtures, seed
 from governance import duties
 from governance.models import ApiToken, Environment, RoleAssignment, Team
@@ -44,6 +46,15 @@ def test_chain_verifies_and_the_head_is_the_last_event(seeded_small, db):
     last = AuditEvent.objects.order_by("-sequence").first()
     head = ChainHead.objects.get(pk=1)
     assert (head.sequence, head.hash) == (last.sequence, last.hash) == (SMALL["audit_events"], seeded_small["chain_head"])
+    # The bench writes the Merkle tree as the append path would: the same nodes a rebuild computes.
+    assert head.tree_size == head.sequence
+    written = dict(MerkleNode.objects.values_list("position", "hash"))
+    compact = merkle.CompactRange(head.tree_size, [bytes.fromhex(h) for h in head.compact_range])
+    with transaction.atomic():
+        tree.rebuild()
+        assert dict(MerkleNode.objects.values_list("position", "hash")) == written
+        assert tree.root(head.tree_size) == compact.root()
+        transaction.set_rollback(True)
     # Time runs forward along the chain, over about two years, inside working hours.
     times = list(AuditEvent.objects.order_by("sequence").values_list("created_at", flat=True))
     assert times == sorted(times)

@@ -2,15 +2,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit import keys
+from audit import keys, tree
 from audit.chain import verify
 from audit.seals import verify_seals
 
 
 class Command(BaseCommand):
     help = (
-        "Recompute the audit hash chain and check every seal; exit non-zero naming the first broken "
-        "event or seal."
+        "Recompute the audit hash chain, check every seal and its checkpoint, and recompute the Merkle "
+        "tree; exit non-zero naming the first broken event or seal."
     )
 
     def add_arguments(self, parser):
@@ -34,5 +34,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Audit seals broken at {seal_broken} ({checked} events and {sealed} seals verified before it)."
             )
+        leaves, tree_broken = tree.verify()
+        if tree_broken is not None:
+            raise CommandError(f"Merkle tree broken at event #{tree_broken[0]}: {tree_broken[1]} "
+                               f"({leaves} leaves recomputed).")
         self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {checked} events verified."))
+        self.stdout.write(self.style.SUCCESS(f"Merkle tree intact: {leaves} leaves verified."))
         self.stdout.write(self.style.SUCCESS(f"Audit seals intact: {sealed} seals verified."))

@@ -1,0 +1,61 @@
+"""The manifest's ``transparency`` section: the checkpoint a bundle was built at and the proofs that
+tie it to the log and to the previous bundle of the same framework (docs/architecture.md
+"Checkpoints and proofs"; checked offline by ``compliance.continuity.check_bundle`` and, given the
+earlier bundle, ``check_extends``)::
+
+    "transparency": {
+      "checkpoint": "<the latest seal's signed checkpoint>",
+      "tree_size": n, "root_hash": "<hex>",
+      "subtrees": [{"first": 1, "last": 8, "hash": "<hex>"}, ...],   the tree of n events as its
+                   perfect subtrees, largest first (they fold into root_hash)
+      "inclusion": [{"sequence": s, "hash": "<event hash>", "proof": [...]}, ...],
+      "previous": {"export_id": id, "tree_size": m, "root_hash": "<hex>",
+                   "subtrees": [...],            the tree of m events, as *this* log now holds it
+                   "consistency_proof": [...]}    RFC 9162, from m to n
+    }
+
+``inclusion`` is a bounded subset of the events the bundle cites: the first and the last audit
+event of the period within the checkpoint (at most two proofs of O(log n) hashes each; any other
+event's proof is one ``audit-events/{sequence}/proof/`` call away). ``previous`` is the latest
+finished bundle of the same framework built at a checkpoint no later than this one; absent for the
+first. A bundle built before any seal has a checkpoint carries no section at all.
+"""
+from audit import merkle, tree
+from audit.models import AuditEvent, AuditSeal, EvidenceExport
+
+
+def _tiles(size: int, nodes: dict) -> list[dict]:
+    return [{"first": (index << level) + 1, "last": (index + 1) << level, "hash": nodes[(level, index)].hex()}
+            for level, index in merkle.perfect_subtrees(0, size)]
+
+
+def section(export: EvidenceExport, seal: AuditSeal | None, start, end) -> dict | None:
+    """Sets ``export.checkpoint_tree_size`` (saved when the bundle is done) and returns the section."""
+    if seal is None or not seal.checkpoint:
+        return None
+    size = export.checkpoint_tree_size = seal.tree_size
+    previous = (EvidenceExport.objects.filter(framework=export.framework, status=EvidenceExport.Status.DONE,
+                                              checkpoint_tree_size__lte=size)
+                .exclude(pk=export.pk).order_by("-checkpoint_tree_size", "-finished_at", "-pk").first())
+    in_period = AuditEvent.objects.filter(created_at__gte=start, created_at__lt=end, sequence__lte=size)
+    cited = sorted({s for s in (in_period.order_by("sequence").values_list("sequence", flat=True).first(),
+                                in_period.order_by("-sequence").values_list("sequence", flat=True).first()) if s})
+    ranges = {s: merkle.inclusion_ranges(s - 1, size) for s in cited}
+    wanted = set(merkle.perfect_subtrees(0, size)) | merkle.needed_nodes(r for rs in ranges.values() for r in rs)
+    if previous is not None:
+        old = previous.checkpoint_tree_size
+        wanted |= set(merkle.perfect_subtrees(0, old)) | merkle.needed_nodes(merkle.consistency_ranges(old, size))
+    nodes = tree.read_nodes(wanted)
+    hashes = dict(AuditEvent.objects.filter(sequence__in=cited).values_list("sequence", "hash"))
+    result = {
+        "checkpoint": seal.checkpoint, "tree_size": size, "root_hash": seal.root_hash, "subtrees": _tiles(size, nodes),
+        "inclusion": [{"sequence": s, "hash": hashes[s],
+                       "proof": [merkle.range_hash(a, b, nodes).hex() for a, b in ranges[s]]} for s in cited],
+    }
+    if previous is not None:
+        result["previous"] = {
+            "export_id": previous.pk, "tree_size": old, "root_hash": merkle.range_hash(0, old, nodes).hex(),
+            "subtrees": _tiles(old, nodes),
+            "consistency_proof": [merkle.range_hash(a, b, nodes).hex() for a, b in merkle.consistency_ranges(old, size)],
+        }
+    return result
