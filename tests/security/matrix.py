@@ -183,6 +183,8 @@ API_ROWS = [
     # The trail (V3): view_audit (or security_approve, or a superuser) reads it; others are told so.
     Row("audit-events", "GET", "/api/v1/audit-events/", ALERT_LIST),
     Row("audit-events-verify", "GET", "/api/v1/audit-events/verify/?from=1&to=1", ALERT_LIST),
+    Row("audit-event-proof", "GET", "/api/v1/audit-events/1/proof/?tree_size=2", ALERT_LIST),
+    Row("audit-consistency", "GET", "/api/v1/audit/consistency/?from=1&to=2", ALERT_LIST),
     Row("alerts", "GET", "/api/v1/alerts/", ALERT_LIST),
     Row("alert", "GET", "/api/v1/alerts/{alert}/", ALERT_ONE),
     Row("alert-resolve", "POST", "/api/v1/alerts/{alert}/resolve/",
