@@ -50,7 +50,10 @@ def fill(target: int) -> tuple[int, float]:
             last = min(have + BATCH, target)
             with transaction.atomic():
                 cursor.execute(FILL_SQL, {"first": have + 1, "last": last})
-                cursor.execute("INSERT INTO audit_chainhead (id, sequence, hash) VALUES (1, %s, %s) ON CONFLICT (id) "
+                # Raw events, no chain and no Merkle tree (an empty one: this database is for reading
+                # pages, it cannot be sealed); the columns have no database defaults.
+                cursor.execute("INSERT INTO audit_chainhead (id, sequence, hash, tree_size, compact_range) "
+                               "VALUES (1, %s, %s, 0, '[]') ON CONFLICT (id) "
                                "DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash",
                                [last, "0" * 64])
             have = last
