@@ -115,8 +115,8 @@ def test_deciding_a_change_and_a_grant_at_once_does_not_deadlock(demo, now, monk
 
     def pausing_policy_context(*args, **kwargs):
         if not locked.is_set():  # the change's decision holds sec's row and the change now
+            assert named.wait(timeout=20), "the grant's thread names its backend"
             locked.set()
-            assert granter, "the grant's thread names its backend first"
             wait_until_blocked(granter[0], granted, "the grant's approval to block or finish")
         return original(*args, **kwargs)
 
