@@ -33,6 +33,7 @@ urlpatterns = [
     path("scim/v2/", include("identity.urls")),
     path("", include("identity.sso_urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("", include("compliance.inbox_urls")),
     path("", include("releases.urls")),
 ]
 if settings.API_DOCS:  # Swagger UI, served from our own static files (drf-spectacular-sidecar); API_DOCS=0 turns it off

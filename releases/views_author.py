@@ -13,16 +13,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.errors import Reason, Refused
-from core.memo import per_request
 from governance import duties
 from governance.models import Team
 from governance.selectors import effective_duties
 from releases import selectors, services, services_flow, states
 from releases.filters import ChangeRequestListFilter
-from releases.inbox import waiting_on
 from releases.forms import ChangeRequestCreateForm, ChangeRequestEditForm, DeploymentStartForm
 from releases.models import ChangeRequest
 from releases.views import Refusal, _change_page, _refusal, _visible_or_404
+from releases.views_inbox import inbox_page
 
 LIST_ROWS = 25
 
@@ -183,5 +182,4 @@ def change_request_list(request):
 def inbox(request):
     """What is waiting on the user ("waiting on you"): ``releases.inbox``, the same answer as the
     count in the top bar."""
-    waiting = per_request(request, "inbox", lambda: waiting_on(request.user))
-    return render(request, "releases/inbox.html", {"inbox": waiting, "now": timezone.now()})
+    return inbox_page(request)

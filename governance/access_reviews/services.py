@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from core.errors import Denied, InvalidState, Reason
+from core.errors import Denied, InvalidState, Reason, Refused
 from governance import duties
 from governance.models import RoleAssignment, Team
 from governance.selectors import has_duty
@@ -139,6 +139,36 @@ def access_review_item_decide(*, actor, item, decision: str, comment: str = "", 
     if decision == AccessReviewItem.Decision.REVOKE and item.assignment.status in (Status.ACTIVE, Status.PENDING):
         role_assignment_revoke(actor=actor, assignment=item.assignment, reason=f"access review: {item.comment}", at=at)
     return item
+
+
+def item_label(item) -> str:
+    """How a refusal or a message names an item: the grant it is about."""
+    grant = item.assignment
+    where = grant.environment.name if grant.environment_id else "all environments"
+    return f"{possessive(grant.user.username)} {grant.role.name} grant in {grant.team.name} ({where})"
+
+
+@transaction.atomic
+def access_review_items_decide(*, actor, items, decision: str, comment: str = "", at: datetime | None = None) -> list:
+    """A3 for many items with one comment, all or nothing: each item is decided by
+    ``access_review_item_decide`` (its rules unchanged); the first refusal undoes the items decided
+    before it and is raised with the item (``refused.item``) named in each reason."""
+    at = at or timezone.now()
+    items = sorted(items, key=lambda item: item.pk)
+    if not items:
+        raise ValidationError({"items": ["Choose at least one grant."]})
+    # Every grantee first, in one order, so two bulk decisions never wait on each other.
+    list(get_user_model().objects.select_for_update(no_key=True).filter(
+        pk__in={item.assignment.user_id for item in items}).order_by("pk").values_list("pk", flat=True))
+    decided = []
+    for item in items:
+        try:
+            decided.append(access_review_item_decide(actor=actor, item=item, decision=decision, comment=comment, at=at))
+        except Refused as refused:
+            refused.item = item
+            refused.reasons = [Reason(r.code, f"{item_label(item)}: {r.message}") for r in refused.reasons]
+            raise
+    return decided
 
 
 def access_reviews_escalate(*, at: datetime | None = None, escalate_after: timedelta = timedelta(days=3)) -> dict:

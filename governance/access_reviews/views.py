@@ -4,6 +4,9 @@ to keep or revoke, with the campaign's recommendations, and what was decided.
 Reads go through ``governance.access_reviews.visibility`` (an item the user may not see is a 404), each
 decision through ``services.access_review_item_decide``, and a refusal is rendered with its reason
 codes: 403 for a rule, 409 for an item already decided or a closed campaign, 400 for bad input.
+Many items are decided at once with one comment (``services.access_review_items_decide``, all or
+nothing); revoking them asks for a confirmation first. When there is no open campaign, the page
+says who starts one, how, and when the schedule next does (``campaign_start_help``).
 No page needs JavaScript. Routed from ``releases/urls.py``, the portal's URLconf.
 """
 from dataclasses import dataclass
@@ -18,14 +21,17 @@ from django.views.decorators.http import require_POST
 
 from governance import services
 from core.errors import Reason, Refused
-from governance.access_reviews.forms import ReviewDecisionForm
-from governance.models import AccessReviewItem
+from governance import duties
+from governance.access_reviews.forms import BulkDecisionForm, ReviewDecisionForm
+from governance.access_reviews.services import item_label
+from governance.models import AccessReview, AccessReviewItem
+from governance.selectors import has_duty
 from governance.access_reviews.visibility import (
+    access_reviews_visible_to,
     review_items_awaiting,
     review_items_decided_in_scope,
     review_items_visible_to,
 )
-from core.english import possessive
 
 AWAITING_ROWS = 50
 DECIDED_ROWS = 25
@@ -49,27 +55,60 @@ def _form_for(item_pk: int, data=None) -> ReviewDecisionForm:
 
 
 def _describe(item: AccessReviewItem) -> str:
-    grant = item.assignment
-    where = grant.environment.name if grant.environment_id else "all environments"
-    return f"{possessive(grant.user.username)} {grant.role.name} grant in {grant.team.name} ({where})"
+    return item_label(item)
+
+
+START_TASK = "governance.tasks.start_access_review"
+
+
+def next_scheduled_start(at):
+    """When the beat schedule (config/schedule.py, as stored by ``sync_schedules`` and changed by
+    admins since) next starts a campaign; None when no enabled schedule does."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = (PeriodicTask.objects.filter(task=START_TASK, enabled=True)
+            .select_related("crontab", "interval", "solar", "clocked").order_by("pk").first())
+    if task is None:
+        return None
+    remaining = task.schedule.remaining_estimate(task.last_run_at or at)
+    return max(at, at + remaining)
+
+
+def campaign_start_help(user, at) -> dict:
+    """What the page says about starting a campaign: the open ones the user sees, whether they may
+    start one themselves (``access_review_start``'s check, mirrored; the service decides) and the
+    schedule's next run."""
+    may_start = user.is_superuser or has_duty(user, duties.SECURITY_APPROVE, at=at) or has_duty(
+        user, duties.REVIEW_ACCESS, at=at)
+    return {
+        "open_campaigns": list(access_reviews_visible_to(user, at=at).filter(status=AccessReview.Status.OPEN)
+                               .select_related("team").order_by("due_at", "pk")[:5]),
+        "may_start": may_start,
+        "admin_start": may_start and user.is_staff,
+        "next_start": next_scheduled_start(at),
+    }
 
 
 def _page(request, at, *, refusal: Refusal | None = None, failed: tuple[int, ReviewDecisionForm] | None = None,
-          status: int = 200):
+          bulk: BulkDecisionForm | None = None, status: int = 200):
     user = request.user
     awaiting = list(
         review_items_awaiting(user, at=at).select_related(*ITEM_RELATIONS).order_by("due_at", "pk")[: AWAITING_ROWS + 1]
     )
     awaiting, awaiting_more = awaiting[:AWAITING_ROWS], len(awaiting) > AWAITING_ROWS
+    chosen = {str(pk) for pk in (bulk.data.getlist("items") if bulk is not None and bulk.is_bound else [])}
     for item in awaiting:
         item.form = failed[1] if failed and failed[0] == item.pk else _form_for(item.pk)
+        item.chosen, item.label = str(item.pk) in chosen, item_label(item)
     decided = list(review_items_decided_in_scope(user, at=at).select_related(*ITEM_RELATIONS)[:DECIDED_ROWS])
     context = {
         "awaiting": awaiting,
         "awaiting_more": awaiting_more,
         "decided": decided,
         "refusal": refusal,
+        "bulk": bulk if bulk is not None else BulkDecisionForm(items=AccessReviewItem.objects.none()),
         "now": at,
+        **campaign_start_help(user, at),
     }
     return render(request, "governance/access_reviews.html", context, status=status)
 
@@ -105,4 +144,39 @@ def access_review_item_decide(request, pk: int):
         messages.success(request, f"You revoked {_describe(item)}; it ended at once.")
     else:
         messages.success(request, f"You kept {_describe(item)}.")
+    return redirect("releases:access_reviews")
+
+
+def _bulk_refused(request, at, bulk: BulkDecisionForm, title: str, reasons: list[Reason], status: int):
+    return _page(request, at, refusal=Refusal(title, reasons, status), bulk=bulk, status=status)
+
+
+@login_required
+@require_POST
+def access_review_items_decide(request):
+    """Keep or revoke the chosen items with one comment. Revoking shows what will end and asks to
+    confirm (a second POST with ``confirm``); nothing changes unless every item may be decided."""
+    user, at = request.user, timezone.now()
+    bulk = BulkDecisionForm(request.POST, items=review_items_visible_to(user, at=at).select_related(*ITEM_RELATIONS))
+    if not bulk.is_valid():
+        reasons = [Reason("invalid", message) for messages_ in bulk.errors.values() for message in messages_]
+        return _bulk_refused(request, at, bulk, "Nothing was decided", reasons, 400)
+    items, decision = list(bulk.cleaned_data["items"]), bulk.cleaned_data["decision"]
+    comment = bulk.cleaned_data["comment"]
+    if decision == AccessReviewItem.Decision.REVOKE and not bulk.cleaned_data["confirm"]:
+        return render(request, "governance/access_reviews_confirm.html",
+                      {"items": items, "comment": comment, "decision": decision, "now": at})
+    try:
+        services.access_review_items_decide(actor=user, items=items, decision=decision, comment=comment, at=at)
+    except Refused as refused:
+        return _bulk_refused(request, at, bulk, f"Nothing was decided: one of the {len(items)} grants chosen was refused"
+                             if len(items) > 1 else "Nothing was decided", refused.reasons, refused.status_code)
+    except ValidationError as error:
+        reasons = [Reason("invalid", m) for messages_ in error.message_dict.values() for m in messages_]
+        return _bulk_refused(request, at, bulk, "Nothing was decided", reasons, 400)
+    count = f"{len(items)} grant{'s' if len(items) != 1 else ''}"
+    if decision == AccessReviewItem.Decision.REVOKE:
+        messages.success(request, f"You revoked {count}; they ended at once.")
+    else:
+        messages.success(request, f"You kept {count}.")
     return redirect("releases:access_reviews")

@@ -12,6 +12,7 @@ package's public face: callers write ``services.role_grant(...)``.
 from governance.access_reviews.services import (
     access_review_close,
     access_review_item_decide,
+    access_review_items_decide,
     access_review_items_reassign_for_leaver,
     access_review_start,
     access_reviews_close_overdue,
@@ -43,7 +44,7 @@ from governance.services.organisation import membership_remove, membership_set, 
 from governance.services.tokens import api_token_create, api_token_revoke, api_token_touch, api_tokens_revoke_for_leaver
 
 __all__ = [
-    "Conflict", "access_review_close", "access_review_item_decide", "access_review_items_reassign_for_leaver", "access_review_start",
+    "Conflict", "access_review_close", "access_review_item_decide", "access_review_items_decide", "access_review_items_reassign_for_leaver", "access_review_start",
     "access_reviews_close_overdue", "access_reviews_escalate", "api_token_create", "api_token_revoke",
     "api_token_touch", "api_tokens_revoke_for_leaver", "duties_used", "duty_holders_emails", "find_conflicts", "is_privileged", "lock_user",
     "max_privileged_lifetime", "membership_remove", "membership_set", "role_assignment_approve",
