@@ -10,6 +10,7 @@ says who starts one, how, and when the schedule next does (``campaign_start_help
 No page needs JavaScript. Routed from ``releases/urls.py``, the portal's URLconf.
 """
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -71,7 +72,8 @@ def next_scheduled_start(at):
     if task is None:
         return None
     remaining = task.schedule.remaining_estimate(task.last_run_at or at)
-    return max(at, at + remaining)
+    # The schedule measures from its own clock, read a moment after ``at``: to the nearest second.
+    return max(at, (at + remaining + timedelta(milliseconds=500)).replace(microsecond=0))
 
 
 def campaign_start_help(user, at) -> dict:

@@ -129,3 +129,42 @@ def test_the_top_bar_links_to_access_reviews_and_alerts_for_those_concerned(
 
     assert ('href="/access-reviews/"' in content) is reviews
     assert ('href="/admin/audit/alert/?status__exact=open"' in content) is alerts
+
+
+def test_with_no_campaign_the_page_says_who_starts_one_how_and_when_the_schedule_does(demo, client_as):
+    """Issue 18: an empty page explains itself. Who: security, review_access holders (managers), an
+    administrator; how: the admin's add page (offered to those who may) or the command; when: the
+    schedule's next run, read from django-celery-beat (what sync_schedules stored, admins' changes kept)."""
+    import html
+    import os
+    from datetime import datetime, timezone as tz
+
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    page = client_as(demo.mgr).get(PAGE)
+    text = html.unescape(page.content.decode())
+    assert page.context["open_campaigns"] == [] and page.context["next_start"] is None
+    assert "No campaign is open" in text
+    assert "Security (security_approve), a holder of review_access in the team (its manager), or an administrator." in text
+    assert "manage.py access_review_start" in text and "is not set up or is switched off" in text
+    assert 'href="/admin/governance/accessreview/add/"' in text  # mgr holds review_access and is staff
+    assert 'href="/admin/governance/accessreview/add/"' not in client_as(demo.dev).get(PAGE).content.decode()
+
+    call_command("sync_schedules", stdout=open(os.devnull, "w"))
+    page = client_as(demo.mgr).get(PAGE)
+    now = datetime.now(tz.utc)
+    month = next(m for m in (1, 4, 7, 10, 13) if (m, 1, 6) > (now.month, now.day, now.hour))
+    expected = datetime(now.year + (month == 13), 1 if month == 13 else month, 1, 6, 0, tzinfo=tz.utc)
+    assert page.context["next_start"].astimezone(tz.utc).replace(second=0, microsecond=0) == expected
+    assert f'datetime="{expected:%Y-%m-%dT%H:%M}' in page.content.decode()
+
+    PeriodicTask.objects.filter(task="governance.tasks.start_access_review").update(enabled=False)
+    assert client_as(demo.mgr).get(PAGE).context["next_start"] is None
+
+
+def test_an_open_campaign_is_named_with_its_due_date(demo, client_as, campaign):
+    page = client_as(demo.mgr).get(PAGE)
+
+    assert page.context["open_campaigns"] == [campaign]
+    assert campaign.name in page.content.decode()
