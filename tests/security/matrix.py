@@ -257,6 +257,25 @@ PAGE_ROWS = [
     Row("access-reviews-page", "GET", "/access-reviews/", expect(200, anonymous=TO_LOGIN), kind="page"),
     Row("access-review-decide", "POST", "/access-reviews/items/{review_item}/decide/",
         expect(404, mgr=302, **each(SEES_ALL, 403), anonymous=TO_LOGIN), kind="page", body={"decision": "keep"}),
+    # Many items with one comment (issue 18): items out of sight are a field error (400); a revoke
+    # first shows what would end (200, nothing written), the confirmed one is the service's to judge.
+    Row("access-review-bulk", "POST", "/access-reviews/items/decide/",
+        expect(400, mgr=302, **each(SEES_ALL, 403), anonymous=TO_LOGIN), kind="page",
+        body={"items": "{review_item}", "decision": "keep"}),
+    Row("access-review-bulk-confirm", "POST", "/access-reviews/items/decide/",
+        expect(400, mgr=200, **each(SEES_ALL, 200), anonymous=TO_LOGIN), kind="page",
+        body={"items": "{review_item}", "decision": "revoke", "comment": "Matrix."}),
+    # The inbox's decisions (issue 18): as the API's approve and resolve (G4, E2), refusals render the
+    # inbox (403, 409) and a decision made redirects back to it.
+    Row("inbox-grant-decide", "POST", "/inbox/grants/{grant_pending}/decide/",
+        expect(404, mgr=403, dev2=403, sec=302, auditor=403, admin=302, anonymous=TO_LOGIN), kind="page",
+        body={"decision": "approve"}),
+    Row("inbox-grant-reject", "POST", "/inbox/grants/{grant_pending}/decide/",
+        expect(404, mgr=302, dev2=403, sec=302, auditor=403, admin=302, anonymous=TO_LOGIN), kind="page",
+        body={"decision": "reject", "reason": "Matrix."}),
+    Row("inbox-alert-resolve", "POST", "/inbox/alerts/{alert}/resolve/",
+        expect(404, sec=302, auditor=403, admin=403, anonymous=TO_LOGIN), kind="page",
+        body={"resolution": "Matrix."}),
     Row("evidence-page", "GET", "/evidence/", expect(404, auditor=200, anonymous=TO_LOGIN), kind="page"),
     Row("evidence-download", "GET", "/evidence/{evidence_export}/download/",
         expect(404, auditor=409, anonymous=TO_LOGIN), kind="page"),

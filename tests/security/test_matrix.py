@@ -52,7 +52,10 @@ def call(row, persona, world):
     url = row.url.format(**world["ids"])
     body = None
     if row.body is not None:
-        body = json.loads(json.dumps(row.body).replace("{today}", world["ids"]["today"]))
+        text = json.dumps(row.body)
+        for name, value in world["ids"].items():  # {today}, {review_item}, ...: a body may name the world's objects
+            text = text.replace(f"{{{name}}}", str(value))
+        body = json.loads(text)
     method = getattr(client, row.method.lower())
     if row.kind == "api":
         return method(url, body, format="json") if body is not None else method(url)
