@@ -73,7 +73,12 @@ def audit_browser():
 
 def _the_demo_with_work_in_every_page(demo):
     """The demo, plus what its pages need to have something in them: an emergency change deployed and
-    waiting for its post-implementation review, and an open access-review campaign of payments."""
+    waiting for its post-implementation review, an open access-review campaign of payments, and for
+    the inbox's decisions a pending privileged grant and an open alert."""
+    from datetime import timedelta
+
+    from audit.alerts import raise_alert
+    from governance import services as governance
     from governance.access_reviews.services import access_review_start
     from releases import services
     from releases.models import Deployment
@@ -87,6 +92,10 @@ def _the_demo_with_work_in_every_page(demo):
     deployment = services.deployment_start(actor=demo.ops, change_request=cr)
     services.deployment_finish(actor=demo.ops, deployment=Deployment.objects.get(pk=deployment.pk), outcome="succeeded")
     access_review_start(actor=demo.admin, period=f"{timezone.now():%Y}-Q-audit", team=demo.payments)
+    governance.role_grant(actor=demo.mgr, user=demo.dev2, role=demo.roles["reviewer"], team=demo.payments,
+                          environment=demo.production, justification="Cover rev in production.",
+                          expires_at=timezone.now() + timedelta(days=30))
+    raise_alert("page_audit", subject="Rubber-stamp approvals in payments", team="payments")
 
 
 def _log_in(browser, base_url, username):
