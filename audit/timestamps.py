@@ -18,7 +18,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import requests
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import timestamp_token
@@ -103,6 +103,8 @@ def stamp_seals(seals, *, at: datetime | None = None) -> tuple[int, int]:
                 failed += 1
                 given_up.add(authority.pk)
                 _failed(seal, authority, str(exc), at)
+            except IntegrityError:
+                continue  # a concurrent run stored this authority's token for the seal first
             else:
                 stored += 1
     return stored, failed
