@@ -273,3 +273,59 @@ class EvidenceExport(models.Model):
 
     def __str__(self):
         return f"{self.get_framework_display()} {self.period_start}…{self.period_end} (#{self.pk})"
+
+
+class TimestampAuthority(models.Model):
+    """An RFC 3161 timestamp authority each seal's checkpoint is sent to (``audit.timestamps``): a
+    control (``audit.timestampauthority``), changed only through ``control_change``. Its reply, a
+    token signed by the authority, pins the checkpoint to a time nobody here can move."""
+
+    class HashAlgorithm(models.TextChoices):
+        SHA256 = "sha256", "SHA-256"
+        SHA512 = "sha512", "SHA-512"
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(max_length=500, help_text="Where TimeStampReqs are POSTed (application/timestamp-query).")
+    certificate = models.TextField(
+        help_text="PEM certificates its tokens are checked against: the authority's CA (and its TSA certificate)."
+    )
+    hash_algorithm = models.CharField(max_length=10, choices=HashAlgorithm.choices, default=HashAlgorithm.SHA256)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "timestamp authority"
+        verbose_name_plural = "timestamp authorities"
+
+    def __str__(self):
+        return self.name
+
+
+class SealTimestamp(models.Model):
+    """A timestamp authority's token over one seal's checkpoint: the DER TimeStampResp as the
+    authority sent it, verified against its certificate before it was stored. Written once by
+    ``audit.timestamps.stamp``; the seal link has no database constraint (seals are append-only and
+    their table is purged only in tests)."""
+
+    seal = models.ForeignKey(AuditSeal, on_delete=models.DO_NOTHING, db_constraint=False, related_name="timestamps")
+    authority = models.ForeignKey(TimestampAuthority, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    authority_name = models.CharField(max_length=100)
+    hash_algorithm = models.CharField(max_length=10)
+    digest = models.CharField(max_length=128, help_text="Hex digest of the checkpoint's UTF-8 bytes the token covers.")
+    response = models.BinaryField(help_text="The authority's DER TimeStampResp (the token inside it).")
+    gen_time = models.DateTimeField(help_text="The time the authority put in the token.")
+    serial = models.CharField(max_length=64, help_text="The token's serial number at the authority (decimal).")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seal_id", "authority_name"]
+        constraints = [models.UniqueConstraint(fields=["seal", "authority_name"], name="one_timestamp_per_authority")]
+
+    def __str__(self):
+        return f"{self.authority_name} timestamp of seal {self.seal_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Seal timestamps are written once.")
+        super().save(*args, **kwargs)

@@ -47,7 +47,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from audit import checkpoint, keys, merkle, tree
+from audit import checkpoint, keys, merkle, timestamps, tree
 from audit.chain import Break, compute_hash
 from audit.models import AuditEvent, AuditSeal, ChainHead
 
@@ -172,6 +172,8 @@ def seal(at: datetime | None = None) -> AuditSeal | None:
         )
         if last is not None and last.key_fingerprint != new.key_fingerprint:
             _key_changed(last, new, at)
+        # The outside timestamp (audit.timestamps) is asked for once the seal is committed.
+        transaction.on_commit(lambda: timestamps.enqueue(new.number), robust=True)
     return new
 
 

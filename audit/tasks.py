@@ -26,9 +26,22 @@ def seal_chain() -> int | None:
     full verification runs instead and raises the critical alert."""
     from audit import seals
 
+    from audit import timestamps
+
     try:
         sealed = seals.seal()
     except seals.SealRefused:
         chain_watch.verify_and_alert()
         return None
+    finally:
+        timestamps.stamp_pending()  # tokens an authority failed to give earlier (never blocks the seal)
     return sealed.number if sealed is not None else None
+
+
+@shared_task(ignore_result=True)
+def timestamp_seal(number: int) -> int:
+    """After each seal: its checkpoint to every active timestamp authority (``audit.timestamps``).
+    Returns the tokens stored; a failure alerts and is retried by the next ``seal_chain``."""
+    from audit import timestamps
+
+    return timestamps.stamp_seal(number)[0]

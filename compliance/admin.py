@@ -154,3 +154,4 @@ class OutboxMessageAdmin(ServiceOnlyAdmin):
 from compliance.evidence import admin as _evidence_admin  # noqa: E402,F401
 # SIEM sinks are controls; their admin page lives with them.
 from compliance.siem import admin as _siem_admin  # noqa: E402,F401
+from compliance.timestamps import admin as _timestamps_admin  # noqa: E402,F401

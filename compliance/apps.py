@@ -12,3 +12,4 @@ class ComplianceConfig(AppConfig):
 
     def ready(self):
         from compliance.siem import controls  # noqa: F401  (SIEM sinks are controls)
+        from compliance.timestamps import controls as _tsa  # noqa: F401  (so are timestamp authorities)

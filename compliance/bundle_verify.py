@@ -39,6 +39,10 @@ What a bundle is and how it is checked:
    EARLIER.zip`` the earlier bundle is verified too and the later one must extend it: a log whose
    tree of the earlier size is not the earlier checkpoint's is refused, naming the first range of
    events where the histories diverge (``check_extends``).
+6. With ``--tsa-certificate AUTHORITY.pem`` every RFC 3161 token in ``transparency.timestamps`` must
+   verify against the timestamp authority's certificate and cover the signed checkpoint it names
+   (``compliance.timestamp_check``, which needs ``rfc3161-client`` too): a token for another digest
+   is refused, naming the events rewritten after the authority stamped them.
 
 Exit status: 0 when everything checks, 1 on any mismatch (the message names the file), 2 when the
 bundle or the key cannot be read at all.
@@ -86,6 +90,7 @@ class BundleError(Exception):
 class Result:
     manifest: dict
     checked: list[str] = field(default_factory=list)
+    timestamps: list[dict] = field(default_factory=list)
 
 
 # --- The archive's layout: every byte accounted for, before anything is decompressed ----------------
@@ -312,12 +317,20 @@ def _signature_text(raw: bytes) -> str:
     return text.decode("ascii")
 
 
-def verify(bundle, public_key_pem: bytes, previous=None) -> Result:
-    """Check ``bundle`` (a path or a binary file) against the PEM public key, and that it extends the
-    bundle ``previous`` when given; raise BundleError naming the first bad file, or return the
-    verified manifest."""
+def verify(bundle, public_key_pem: bytes, previous=None, tsa_certificate: bytes | None = None) -> Result:
+    """Check ``bundle`` (a path or a binary file) against the PEM public key, that it extends the
+    bundle ``previous`` and that its timestamp tokens verify against the PEM ``tsa_certificate``, when
+    given; raise BundleError naming the first bad file, or return the verified manifest."""
     public_key = keys.load_public_key(public_key_pem)
     result = _verify_path(bundle, public_key)
+    if tsa_certificate is not None:
+        from compliance import timestamp_check  # only here: it needs rfc3161-client
+
+        try:
+            result.timestamps = timestamp_check.check_timestamps(result.manifest.get("transparency") or {},
+                                                                 public_key, tsa_certificate)
+        except timestamp_check.TimestampError as exc:
+            raise BundleError(MANIFEST, f"timestamps: {exc}") from None
     if previous is not None:
         earlier = _verify_path(previous, public_key).manifest.get("transparency")
         later = result.manifest.get("transparency")
@@ -393,14 +406,16 @@ def main(argv=None) -> int:
     parser.add_argument("bundle", help="the bundle (.zip)")
     parser.add_argument("--public-key", required=True, help="PEM file of the server's Ed25519 public key")
     parser.add_argument("--previous", help="an earlier bundle (.zip) of the same log this one must extend")
+    parser.add_argument("--tsa-certificate", help="PEM certificate of the RFC 3161 timestamp authority")
     args = parser.parse_args(argv)
     try:
         pem = Path(args.public_key).read_bytes()
-        result = verify(args.bundle, pem, previous=args.previous)
+        tsa = Path(args.tsa_certificate).read_bytes() if args.tsa_certificate else None
+        result = verify(args.bundle, pem, previous=args.previous, tsa_certificate=tsa)
     except BundleError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, ImportError, zipfile.BadZipFile) as exc:
         print(f"ERROR: cannot read the bundle or the key: {exc}", file=sys.stderr)
         return 2
     manifest = result.manifest
@@ -411,6 +426,8 @@ def main(argv=None) -> int:
     )
     if args.previous:
         print(f"OK: extends {args.previous} (tree of {manifest['transparency']['tree_size']} events).")
+    for stamp in result.timestamps:
+        print(f"OK: {stamp['authority']} timestamped the checkpoint of tree size {stamp['tree_size']} at {stamp['gen_time']}.")
     return 0
 
 

@@ -12,6 +12,8 @@ earlier bundle, ``check_extends``)::
       "previous": {"export_id": id, "tree_size": m, "root_hash": "<hex>",
                    "subtrees": [...],            the tree of m events, as *this* log now holds it
                    "consistency_proof": [...]}    RFC 9162, from m to n
+      "timestamps": [{"seal": number, "tree_size": t, "checkpoint": "<that seal's signed checkpoint>",
+                      "authority": "<name>", "token": "<base64 DER TimeStampResp>"}, ...]
     }
 
 ``inclusion`` is a bounded subset of the events the bundle cites: the first and the last audit
@@ -19,9 +21,20 @@ event of the period within the checkpoint (at most two proofs of O(log n) hashes
 event's proof is one ``audit-events/{sequence}/proof/`` call away). ``previous`` is the latest
 finished bundle of the same framework built at a checkpoint no later than this one; absent for the
 first. A bundle built before any seal has a checkpoint carries no section at all.
+
+``timestamps`` are the RFC 3161 tokens outside authorities gave for seals' checkpoints
+(``audit.timestamps``; checked offline by ``compliance.timestamp_check`` with ``bundle_verify
+--tsa-certificate``), oldest first: those of the latest ``TIMESTAMPED_SEALS`` seals up to this
+checkpoint, and of the seal at the previous bundle's checkpoint and the one before it, so a
+rewrite since the previous bundle is named between two stamped checkpoints. Empty when no
+authority is configured or none has answered yet.
 """
+import base64
+
 from audit import merkle, tree
-from audit.models import AuditEvent, AuditSeal, EvidenceExport
+from audit.models import AuditEvent, AuditSeal, EvidenceExport, SealTimestamp
+
+TIMESTAMPED_SEALS = 100
 
 
 def _tiles(size: int, nodes: dict) -> list[dict]:
@@ -58,4 +71,17 @@ def section(export: EvidenceExport, seal: AuditSeal | None, start, end) -> dict 
             "subtrees": _tiles(old, nodes),
             "consistency_proof": [merkle.range_hash(a, b, nodes).hex() for a, b in merkle.consistency_ranges(old, size)],
         }
+    result["timestamps"] = timestamps(size, previous.checkpoint_tree_size if previous is not None else None)
     return result
+
+
+def timestamps(size: int, previous_size: int | None) -> list[dict]:
+    sealed = AuditSeal.objects.exclude(checkpoint="").filter(tree_size__lte=size)
+    numbers = set(sealed.order_by("-number").values_list("number", flat=True)[:TIMESTAMPED_SEALS])
+    if previous_size is not None:
+        numbers |= set(sealed.filter(tree_size__lte=previous_size).order_by("-number").values_list("number", flat=True)[:2])
+    stamps = (SealTimestamp.objects.filter(seal__number__in=numbers).select_related("seal")
+              .order_by("seal__number", "authority_name"))
+    return [{"seal": t.seal.number, "tree_size": t.seal.tree_size, "checkpoint": t.seal.checkpoint,
+             "authority": t.authority_name, "token": base64.b64encode(bytes(t.response)).decode("ascii")}
+            for t in stamps]

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from audit.models import AuditEvent, NotificationChannel
+from audit.models import AuditEvent, NotificationChannel, TimestampAuthority
 from compliance.siem.models import SiemSink
 from governance.controls import registry
 from governance.controls.services import control_change
@@ -28,6 +28,7 @@ from integrations.models import LinkedRepository, PlatformAccount
 from releases.models import ApprovalPolicy, StandardChangeTemplate
 from tests.factories import set_control
 from tests.siem.receivers import self_signed
+from tests.timestamps.tsa import make_authority
 
 # Every model in the admin that is not a control, and why (a control is a registered kind).
 NOT_CONTROLS = {
@@ -179,6 +180,11 @@ SAMPLES = {
         "ca_certificate": (lambda d: self_signed()[0], WEAKER), "actions": ("change_request.*", WEAKER),
         "batch_size": (50, NEUTRAL), "is_active": (False, WEAKER),
     },
+    "audit.timestampauthority": {
+        "name": ("Outside TSA EU", NEUTRAL), "url": ("https://tsa.elsewhere.example/tsr", WEAKER),
+        "certificate": (lambda d: make_authority("Elsewhere TSA")[0], WEAKER), "hash_algorithm": ("sha512", STRONGER),
+        "is_active": (False, WEAKER),
+    },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),
         "interval": (lambda d: IntervalSchedule.objects.get_or_create(every=7, period="days")[0].pk, WEAKER),
@@ -217,7 +223,12 @@ def _targets(demo):
             "name": "SOC Splunk", "transport": "https_hec", "format": "ocsf", "token": "hec-token", "secret": "hmac",
             "destination": "https://splunk.example.com:8088/services/collector/event"},
     ).target_id)
+    authority = TimestampAuthority.objects.get(pk=control_change(
+        actor=demo.admin, kind="audit.timestampauthority", values={
+            "name": "Outside TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]},
+    ).target_id)
     return {
+        "audit.timestampauthority": authority,
         "compliance.siemsink": sink,
         "identity.grouprolemapping": mapping,
         "integrations.linkedrepository": repository,

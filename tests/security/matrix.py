@@ -335,6 +335,7 @@ ADMIN_OBJECTS = {
     "integrations.learntcontributor": "learnt_contributor",
     "identity.grouprolemapping": "group_mapping",
     "compliance.siemsink": "siem_sink",
+    "audit.timestampauthority": "timestamp_authority",
 }
 
 
@@ -412,6 +413,8 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
     "compliance.siemsink": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    # Timestamp authorities (issue 20): who countersigns every seal's time spans every environment (K6).
+    "audit.timestampauthority": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 
@@ -607,6 +610,12 @@ def build_world() -> dict:
     siem_sink = SiemSink.objects.get(pk=control_change(
         actor=users["admin"], kind="compliance.siemsink",
         values={"name": "Matrix SIEM", "transport": "syslog_tls", "destination": "siem.example.com:6514"}).target_id)
+    from audit.models import TimestampAuthority
+    from tests.timestamps.tsa import make_authority
+
+    timestamp_authority = TimestampAuthority.objects.get(pk=control_change(
+        actor=users["admin"], kind="audit.timestampauthority",
+        values={"name": "Matrix TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]}).target_id)
     delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
                                               repository=repository, payload={})
     learnt = LearntContributor.objects.create(
@@ -658,6 +667,7 @@ def build_world() -> dict:
         "platform_account": account.pk,
         "group_mapping": group_mapping.pk,
         "siem_sink": siem_sink.pk,
+        "timestamp_authority": timestamp_authority.pk,
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "control_change": proposal.pk,
