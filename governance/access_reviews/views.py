@@ -72,8 +72,9 @@ def next_scheduled_start(at):
     if task is None:
         return None
     remaining = task.schedule.remaining_estimate(task.last_run_at or at)
-    # The schedule measures from its own clock, read a moment after ``at``: to the nearest second.
-    return max(at, (at + remaining + timedelta(milliseconds=500)).replace(microsecond=0))
+    # The schedule measures from its own clock, read a moment (on a loaded machine, seconds) after
+    # ``at``: to the nearest minute, which is what the page shows and a crontab's resolution.
+    return max(at, (at + remaining + timedelta(seconds=30)).replace(second=0, microsecond=0))
 
 
 def campaign_start_help(user, at) -> dict:
