@@ -47,8 +47,8 @@ def change_request_re_review(
 ) -> ChangeRequest:
     """An approved change whose approvals expired (the policy's ``approval_ttl_hours``) cannot be
     deployed (``approvals_expired``), nor one whose policy now asks for more
-    (``approvals_insufficient``); its author, or a manager of the team, sends it back for
-    review. It is pending again at a new revision of the same content: the expired approvals go
+    (``approvals_insufficient``), nor can a failed one be retried; its author, or a manager of
+    the team, sends it back for review. It is pending again at a new revision of the same content: the expired approvals go
     stale and the reviewers, the same ones included, decide afresh."""
     at = at or timezone.now()
     cr = change_request_for_decision(change_request.pk, lock=True)
@@ -59,9 +59,11 @@ def change_request_re_review(
     if status.met:
         raise InvalidState("Its approvals still count: the change can be deployed as it is.",
                            code="approvals_not_expired")
-    start_revision(cr, at, state=states.target("re_review"), submitted_at=at, reminded_at=None, escalated_at=None)
+    from_state = cr.state
+    start_revision(cr, at, state=states.target("re_review"), submitted_at=at, reminded_at=None, escalated_at=None,
+                   closed_at=None)
     _settle_approvals(change_request_for_decision(cr.pk), actor, at)
     cr = change_request_for_decision(cr.pk)
-    _record("change_request.re_review_requested", cr, actor=actor, at=at, from_state=states.S.APPROVED,
+    _record("change_request.re_review_requested", cr, actor=actor, at=at, from_state=from_state,
             comment=(comment or "").strip(), expired_approvals=len(status.expired))
     return cr

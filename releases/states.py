@@ -19,8 +19,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "edit": (frozenset({S.DRAFT, S.PENDING, S.CHANGES_REQUESTED}), None),
     # The author takes a change out of review, back to a draft (a new revision when submitted again).
     "withdraw": (frozenset({S.PENDING, S.CHANGES_REQUESTED}), S.DRAFT),
-    # An approved change whose approvals expired goes back for review.
-    "re_review": (frozenset({S.APPROVED}), S.PENDING),
+    # An approved change whose approvals expired goes back for review; so does a failed one, which
+    # could otherwise be neither retried (approvals_expired) nor edited nor cancelled.
+    "re_review": (frozenset({S.APPROVED, S.FAILED}), S.PENDING),
     "cancel": (frozenset({S.DRAFT, S.PENDING, S.CHANGES_REQUESTED, S.APPROVED}), S.CANCELLED),
     "deploy": (frozenset({S.APPROVED}), S.DEPLOYING),
     # A failed deployment is tried again by an operator, as a new attempt under the same checks.

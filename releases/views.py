@@ -255,6 +255,7 @@ class AuthorPart:
 
 
 def _author_part(cr: ChangeRequest, user, ctx, deploy: Decision, at) -> AuthorPart:
+    """``deploy``: the policy's answer to deploying the change (to retrying it, once it failed)."""
     author = user.pk == cr.author_id
     approvals_lapsed = bool({"approvals_expired", "approvals_insufficient"} & set(deploy.codes))
     return AuthorPart(
@@ -292,7 +293,7 @@ def _change_page(request, cr: ChangeRequest, at, *, refusal: Refusal | None = No
         "decisions_apply": cr.state in states.DECISIONS_APPLY,
         "signoff_open": states.allows("approve", cr.state),
         "changes_decision": evaluate(ctx, "request_changes", at, via=Approval.Via.PORTAL),
-        "author_part": _author_part(cr, user, ctx, deploy, at),
+        "author_part": _author_part(cr, user, ctx, retry or deploy, at),
         "retry_decision": retry if retry is not None and (retry.allowed or "deploy" in ctx.actor_duties) else None,
         "retry_form": retry_form or DeploymentStartForm(prefix="retry"),
         "approvals": approvals,

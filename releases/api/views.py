@@ -203,7 +203,7 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
         )
 
     @extend_schema(
-        summary="Send an approved change whose approvals expired back for review",
+        summary="Send an approved or failed change whose approvals expired back for review",
         description="The author or a manager of the team. Pending again at a new revision of the same content; "
         "`approvals_not_expired` (409) while its approvals still count.",
         request=ReReviewSerializer,

@@ -190,6 +190,30 @@ def test_an_author_sends_an_expired_change_back_for_review(demo, client_as, appr
     assert ChangeRequest.objects.get(pk=cr.pk).state == S.PENDING
 
 
+def test_a_failed_change_whose_approvals_expired_is_no_dead_end(demo, client_as, approved_in_staging):
+    """The retry is refused once the approvals expired (``approvals_expired``, "ask for a new
+    review"): the author sends the failed change back for review, and after a new sign-off the
+    operator retries it."""
+    cr = approved_in_staging()
+    deployment = services.deployment_start(actor=demo.ops, change_request=cr)
+    services.deployment_finish(actor=demo.ops, deployment=deployment, outcome="failed")
+    Approval.objects.filter(change_request=cr).update(created_at=cr.approved_at - timedelta(days=8))
+    ops, dev = client_as(demo.ops), client_as(demo.dev)
+    assert "approvals_expired" in [r.code for r in ops.get(f"/changes/{cr.pk}/").context["retry_decision"].reasons]
+
+    page = dev.get(f"/changes/{cr.pk}/")
+    assert page.context["author_part"].re_review and b"Send back for review" in page.content
+    response = dev.post(f"/changes/{cr.pk}/re-review/", {"comment": "The receivers are fixed; retry wanted."})
+
+    assert response.status_code == 302
+    cr = ChangeRequest.objects.get(pk=cr.pk)
+    assert (cr.state, cr.revision, cr.closed_at) == (S.PENDING, 2, None)
+    event = AuditEvent.objects.filter(target_id=str(cr.pk), action="change_request.re_review_requested").get()
+    assert (event.data["from_state"], event.data["to_state"]) == ("failed", "pending")
+    cr = services.change_request_approve(actor=demo.rev, change_request=cr, revision=2)
+    assert services.deployment_start(actor=demo.ops, change_request=cr).revision == 2
+
+
 @pytest.mark.parametrize("url", ["/changes/{pk}/submit/", "/changes/{pk}/withdraw/", "/changes/{pk}/re-review/",
                                  "/changes/{pk}/retry/"])
 def test_the_actions_take_only_post(demo, client_as, changes, url):
