@@ -209,7 +209,7 @@ def _failed(request: ProtectionRequest, verdict: Verdict, error: str, at) -> Non
 
 def answer(request_id: int) -> str:
     """Decide and tell GitHub, under the request's lock. Returns what happened."""
-    request = (ProtectionRequest.objects.select_for_update().select_related("repository__team", "environment",
+    request = (ProtectionRequest.objects.select_for_update(of=("self",)).select_related("repository__team", "environment",
                                                                                "delivery").filter(pk=request_id).first())
     if request is None or request.state != P.WAITING:
         return "decided"
