@@ -51,7 +51,8 @@ $(OIDC_PROVIDER): tests/e2e/oidc/package.json tests/e2e/oidc/package-lock.json
 
 oidc-provider: $(OIDC_PROVIDER)
 
-# The test fixtures of package.json (payloads nobody here wrote: @octokit/webhooks-examples), exactly as
+# The test fixtures of package.json (payloads nobody here wrote: @octokit/webhooks-examples; GitHub's
+# OpenAPI description, @octokit/openapi, that the fake GitHub API checks requests against), exactly as
 # package-lock.json pins them. Needs Node 20 and npm.
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json

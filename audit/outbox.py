@@ -37,10 +37,14 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
-def enqueue(topic: str, payload: dict, *, at: datetime | None = None) -> OutboxMessage:
+def enqueue(topic: str, payload: dict, *, at: datetime | None = None, delay: timedelta | None = None) -> OutboxMessage:
+    """Queue one message; with ``delay``, it is not delivered before ``at + delay`` (a retry the
+    handler schedules itself, e.g. after the remote end was down)."""
     at = at or timezone.now()
-    message = OutboxMessage.objects.create(topic=topic, payload=payload, created_at=at, available_at=at)
-    transaction.on_commit(lambda: dispatch(message.pk), robust=True)
+    message = OutboxMessage.objects.create(topic=topic, payload=payload, created_at=at,
+                                           available_at=at + delay if delay else at)
+    countdown = delay.total_seconds() if delay else None
+    transaction.on_commit(lambda: dispatch(message.pk, countdown=countdown), robust=True)
     return message
 
 

@@ -328,6 +328,20 @@ AUDIT_CHECKPOINT_ORIGIN = os.environ.get(
 )
 # How long a signed approval attestation counts for at most (integrations; an approval TTL shortens it).
 COUNTERSIGN_ATTESTATION_TTL_HOURS = int(os.environ.get("COUNTERSIGN_ATTESTATION_TTL_HOURS", "168"))
+# Countersign as a GitHub custom deployment protection rule (integrations/github_app.py,
+# docs/integrations.md): the GitHub App's id and private key (PEM, or a file holding it), its webhook
+# secret (deliveries signed with it are accepted for linked repositories), and the REST API's base
+# URL (GitHub Enterprise Server: https://<host>/api/v3).
+COUNTERSIGN_GITHUB_APP_ID = os.environ.get("COUNTERSIGN_GITHUB_APP_ID", "")
+COUNTERSIGN_GITHUB_PRIVATE_KEY = os.environ.get("COUNTERSIGN_GITHUB_PRIVATE_KEY", "")
+COUNTERSIGN_GITHUB_PRIVATE_KEY_FILE = os.environ.get("COUNTERSIGN_GITHUB_PRIVATE_KEY_FILE", "")
+COUNTERSIGN_GITHUB_WEBHOOK_SECRET = os.environ.get("COUNTERSIGN_GITHUB_WEBHOOK_SECRET", "")
+COUNTERSIGN_GITHUB_API_URL = os.environ.get("COUNTERSIGN_GITHUB_API_URL", "https://api.github.com").rstrip("/")
+COUNTERSIGN_GITHUB_TIMEOUT_SECONDS = float(os.environ.get("COUNTERSIGN_GITHUB_TIMEOUT_SECONDS", "10"))
+# An answer GitHub did not take is tried again with backoff; an alert is raised after this many
+# failed attempts in a row, and the request is given up (left waiting, alert open) after the second.
+COUNTERSIGN_GITHUB_ALERT_AFTER_FAILURES = int(os.environ.get("COUNTERSIGN_GITHUB_ALERT_AFTER_FAILURES", "3"))
+COUNTERSIGN_GITHUB_MAX_ATTEMPTS = int(os.environ.get("COUNTERSIGN_GITHUB_MAX_ATTEMPTS", "8"))
 # Finished evidence bundles: private files, served only through the permission-checked download.
 EVIDENCE_ROOT = Path(os.environ.get("EVIDENCE_ROOT", VAR_DIR / "evidence"))
 EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))

@@ -6,7 +6,7 @@ from django.contrib import admin
 from core.admin import ServiceOnlyAdmin
 from governance.admin.duties import configures_controls
 from governance.controls.admin import ControlForm, ControlledAdminMixin
-from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
+from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest, WebhookDelivery
 
 
 class LinkedRepositoryForm(ControlForm):
@@ -73,3 +73,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class LearntContributorAdmin(ReadOnlyAdmin):
     list_display = ["change_request", "source", "login", "email", "user", "commit_sha", "learnt_at"]
     list_filter = ["source"]
+
+
+@admin.register(ProtectionRequest)
+class ProtectionRequestAdmin(ReadOnlyAdmin):
+    list_display = ["repository", "environment_name", "sha", "actor_login", "change_request", "state", "failures",
+                    "answered_at"]
+    list_filter = ["state"]
+    search_fields = ["repository__full_name", "sha", "actor_login"]

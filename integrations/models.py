@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from governance.models import Team
+from governance.models import Environment, Team
 from releases.models import ChangeRequest, Deployment
 
 User = settings.AUTH_USER_MODEL
@@ -148,3 +148,44 @@ class LearntContributor(models.Model):
 
     def __str__(self):
         return f"{self.source} {self.login or self.email or self.name} of CR-{self.change_request_id}"
+
+
+class ProtectionRequest(models.Model):
+    """A GitHub deployment job waiting on an environment whose custom deployment protection rule is
+    Countersign (issue 16, item 2): what GitHub asked (one ``deployment_protection_rule`` delivery),
+    what Countersign found and what it answered. ``waiting`` until approved or rejected; a waiting
+    request is answered again whenever its change request is decided."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    delivery = models.OneToOneField(WebhookDelivery, on_delete=models.PROTECT, related_name="protection_request")
+    repository = models.ForeignKey(LinkedRepository, on_delete=models.PROTECT, related_name="protection_requests")
+    environment_name = models.CharField(max_length=255, help_text="The GitHub environment the job waits on.")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sha = models.CharField(max_length=64, blank=True)
+    ref = models.CharField(max_length=255, blank=True)
+    callback_url = models.CharField(max_length=1000, help_text="The event's deployment_callback_url.")
+    installation_id = models.BigIntegerField(null=True, blank=True)
+    actor_login = models.CharField(max_length=100, blank=True, help_text="The workflow's actor (the event's sender).")
+    deployer = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    change_request = models.ForeignKey(ChangeRequest, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="protection_requests")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    reasons = models.JSONField(default=list, blank=True, help_text="The reason codes of the last answer.")
+    last_comment = models.TextField(blank=True, help_text="The comment last posted to GitHub.")
+    answered_at = models.DateTimeField(null=True, blank=True, help_text="When GitHub last took an answer.")
+    failures = models.PositiveIntegerField(default=0, help_text="Answers GitHub did not take, in a row.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["change_request", "state"], name="protection_change_state")]
+
+    def __str__(self):
+        return f"{self.repository.full_name} {self.environment_name} {self.sha[:12]} ({self.state})"

@@ -20,6 +20,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Denied, Reason
+from integrations import protection
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
 from integrations.webhooks import GITHUB, TOPIC
 from releases import services as release_services
@@ -191,6 +192,9 @@ def process(payload: dict, message) -> None:
     learnt = apply(delivery)
     delivery.processed_at = timezone.now()
     delivery.outcome = f"{learnt} identities learnt"
+    if delivery.platform == GITHUB and delivery.event == protection.EVENT:
+        request = protection.requested(delivery)
+        delivery.outcome = f"protection request #{request.pk} queued" if request else "not a protection request"
     delivery.save(update_fields=["processed_at", "outcome"])
 
 

@@ -10,6 +10,7 @@ import hmac
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -50,8 +51,13 @@ def _authenticate(platform: str, repository: LinkedRepository | None, body: byte
     # A repository nobody linked gets the answer a wrong signature gets, after the same work.
     secret = repository.webhook_secret if repository is not None else ""
     if platform == GITHUB:
-        given = headers.get("X-Hub-Signature-256", "")
-        ok = hmac.compare_digest(github_signature(secret, body).encode(), given.encode())
+        given = headers.get("X-Hub-Signature-256", "").encode()
+        ok = hmac.compare_digest(github_signature(secret, body).encode(), given)
+        # The GitHub App's deliveries (deployment_protection_rule among them) are signed with the
+        # App's one webhook secret; still only for a linked repository.
+        app_secret = settings.COUNTERSIGN_GITHUB_WEBHOOK_SECRET
+        app_ok = hmac.compare_digest(github_signature(app_secret or secret, body).encode(), given)
+        ok = ok or (bool(app_secret) and app_ok)
     else:
         ok = hmac.compare_digest(secret.encode(), headers.get("X-Gitlab-Token", "").encode())
     if repository is None or not repository.is_active or not secret or not ok:

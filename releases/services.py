@@ -421,7 +421,9 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
-    return change_request_for_decision(cr.pk)
+    cr = change_request_for_decision(cr.pk)
+    signals.change_request_decided.send(sender=ChangeRequest, change_request=cr, decision=decision, at=at)
+    return cr
 
 
 @audit.deferred()
@@ -488,6 +490,7 @@ def change_request_cancel(
     _set(cr, state=states.target("cancel"), closed_at=at, close_reason=reason.strip())
     cr = change_request_for_decision(cr.pk)
     _record("change_request.cancelled", cr, actor=actor, at=at, from_state=from_state, reason=reason.strip())
+    signals.change_request_decided.send(sender=ChangeRequest, change_request=cr, decision="cancelled", at=at)
     return cr
 
 

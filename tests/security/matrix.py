@@ -333,6 +333,7 @@ ADMIN_OBJECTS = {
     "integrations.platformaccount": "platform_account",
     "integrations.webhookdelivery": "webhook_delivery",
     "integrations.learntcontributor": "learnt_contributor",
+    "integrations.protectionrequest": "protection_request",
     "identity.grouprolemapping": "group_mapping",
     "compliance.siemsink": "siem_sink",
     "audit.timestampauthority": "timestamp_authority",
@@ -409,6 +410,7 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "integrations.platformaccount": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     "integrations.webhookdelivery": pages(SUPERUSER_ONLY, NO_STAFF),
     "integrations.learntcontributor": pages(SUPERUSER_ONLY, NO_STAFF),
+    "integrations.protectionrequest": pages(SUPERUSER_ONLY, NO_STAFF),
     # Identity (issue 17): which provider group hands out which role spans every environment (K6).
     "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
@@ -592,7 +594,7 @@ def build_world() -> dict:
         actor=users["admin"], kind="audit.notificationchannel",
         values={"name": "Matrix", "kind": "email", "target": "ops@example.com"}).target_id)
     group = Group.objects.create(name="matrix")  # only for guardian's group page, which refuses everyone
-    from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
+    from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest, WebhookDelivery
 
     repository = LinkedRepository.objects.get(pk=control_change(
         actor=users["admin"], kind="integrations.linkedrepository",
@@ -621,6 +623,11 @@ def build_world() -> dict:
     learnt = LearntContributor.objects.create(
         change_request=change("Retry card authorisation on timeout", "production"), revision=1, source="pusher",
         login="matrix-someone", delivery=delivery)
+    protection_request = ProtectionRequest.objects.create(
+        delivery=WebhookDelivery.objects.create(platform="github", delivery_id="matrix-2",
+                                                event="deployment_protection_rule", repository=repository, payload={}),
+        repository=repository, environment_name="production", sha="f" * 40,
+        callback_url="https://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule")
     outbox = OutboxMessage.objects.order_by("pk").first()
 
     tokens, sessions = {}, {}
@@ -670,6 +677,7 @@ def build_world() -> dict:
         "timestamp_authority": timestamp_authority.pk,
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
+        "protection_request": protection_request.pk,
         "control_change": proposal.pk,
         "outbox_message": outbox.pk if outbox else "999999",
         "ct_user": ContentType.objects.get_for_model(get_user_model()).pk,
