@@ -54,9 +54,16 @@ class AuditSealAdmin(ServiceOnlyAdmin):
 
     list_display = ["number", "created_at", "sequence", "head_hash", "key_fingerprint_hint", "signature_hint"]
     list_display_links = ["number"]
-    fields = ["number", "created_at", "sequence", "head_hash", "prev_signature", "key_fingerprint", "signature"]
+    fields = ["number", "created_at", "sequence", "head_hash", "prev_signature", "key_fingerprint", "signature",
+              "outside_timestamps"]
     readonly_fields = fields
     show_full_result_count = False
+
+    @admin.display(description="Outside timestamps (RFC 3161)")
+    def outside_timestamps(self, seal):
+        """The authorities' tokens over this seal's checkpoint (audit.timestamps)."""
+        return "; ".join(f"{t.authority_name} at {t.gen_time:%Y-%m-%d %H:%M:%S} UTC (serial {t.serial})"
+                         for t in seal.timestamps.order_by("authority_name")) or "none yet"
 
     def may_read(self, request) -> bool:
         return _may_read_trail(request)

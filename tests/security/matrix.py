@@ -416,7 +416,8 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
     "compliance.siemsink": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     # Timestamp authorities (issue 20): who countersigns every seal's time spans every environment (K6).
-    "audit.timestampauthority": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    # Removable through the control door (a removal waits for a second person).
+    "audit.timestampauthority": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 

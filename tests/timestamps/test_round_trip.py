@@ -128,3 +128,13 @@ def test_an_inactive_authority_is_not_asked(demo, tsa, authority, django_capture
     before = tsa.requests
     sealed(django_capture_on_commit_callbacks, 1)
     assert tsa.requests == before and not SealTimestamp.objects.exists() and not Alert.objects.exists()
+
+
+def test_the_seal_page_shows_its_timestamps(demo, authority, client_as, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    seal = sealed(django_capture_on_commit_callbacks, 1)
+    stamp = SealTimestamp.objects.get(seal=seal)
+    page = client_as(demo.admin).get(reverse("admin:audit_auditseal_change", args=[seal.pk]))
+    assert page.status_code == 200
+    assert f"Local TSA at {stamp.gen_time:%Y-%m-%d %H:%M:%S} UTC (serial {stamp.serial})" in page.content.decode()
