@@ -328,6 +328,9 @@ AUDIT_CHECKPOINT_ORIGIN = os.environ.get(
 )
 # How long a signed approval attestation counts for at most (integrations; an approval TTL shortens it).
 COUNTERSIGN_ATTESTATION_TTL_HOURS = int(os.environ.get("COUNTERSIGN_ATTESTATION_TTL_HOURS", "168"))
+# Reconciliation (issue 16, item 5): a platform-reported deployment counts as deployed through
+# Countersign when a Deployment of its change started within this many minutes of it.
+COUNTERSIGN_RECONCILIATION_WINDOW_MINUTES = int(os.environ.get("COUNTERSIGN_RECONCILIATION_WINDOW_MINUTES", "60"))
 # Finished evidence bundles: private files, served only through the permission-checked download.
 EVIDENCE_ROOT = Path(os.environ.get("EVIDENCE_ROOT", VAR_DIR / "evidence"))
 EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))

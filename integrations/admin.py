@@ -6,7 +6,7 @@ from django.contrib import admin
 from core.admin import ServiceOnlyAdmin
 from governance.admin.duties import configures_controls
 from governance.controls.admin import ControlForm, ControlledAdminMixin
-from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, WebhookDelivery
+from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, ReportedDeployment, WebhookDelivery
 
 
 class LinkedRepositoryForm(ControlForm):
@@ -73,3 +73,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class LearntContributorAdmin(ReadOnlyAdmin):
     list_display = ["change_request", "source", "login", "email", "user", "commit_sha", "learnt_at"]
     list_filter = ["source"]
+
+
+@admin.register(ReportedDeployment)
+class ReportedDeploymentAdmin(ReadOnlyAdmin):
+    list_display = ["reported_at", "source", "repository", "external_id", "environment_name", "commit_sha", "status"]
+    list_filter = ["source", "status"]

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from governance.models import Team
+from governance.models import Environment, Team
 from releases.models import ChangeRequest, Deployment
 
 User = settings.AUTH_USER_MODEL
@@ -148,3 +148,44 @@ class LearntContributor(models.Model):
 
     def __str__(self):
         return f"{self.source} {self.login or self.email or self.name} of CR-{self.change_request_id}"
+
+
+class ReportedDeployment(models.Model):
+    """A deployment a platform or a deploy tool says happened (issue 16, item 5): a GitHub
+    ``deployment`` / ``deployment_status`` event, a GitLab ``Deployment Hook``, or a
+    ``deployment-reports/`` call. One row per platform deployment, its status the latest reported.
+    Which change request it belongs to is not stored: ``integrations.reconciliation`` matches it
+    when asked, so a change linked later still reconciles."""
+
+    class Source(models.TextChoices):
+        GITHUB = "github", "GitHub"
+        GITLAB = "gitlab", "GitLab"
+        REPORT = "report", "deployment-reports/"
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    repository = models.ForeignKey(LinkedRepository, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="reported_deployments")
+    external_id = models.CharField(max_length=100, blank=True, help_text="The platform's deployment id.")
+    environment_name = models.CharField(max_length=255, help_text="The environment as the platform names it.")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The Countersign environment of that slug, if any.")
+    platform_production = models.BooleanField(
+        default=False, help_text="The platform itself calls the environment production.")
+    commit_sha = models.CharField(max_length=64, blank=True)
+    artifact = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32, blank=True, help_text="The platform's latest status.")
+    deployer_login = models.CharField(max_length=255, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    reported_at = models.DateTimeField(help_text="When it was first reported (places it in a period).")
+    status_at = models.DateTimeField()
+    delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["reported_at", "id"]
+        indexes = [models.Index(fields=["reported_at", "id"], name="reported_deployment_at")]
+        constraints = [models.UniqueConstraint(
+            fields=["source", "repository", "external_id"], condition=~models.Q(external_id=""),
+            name="reported_deployment_once")]
+
+    def __str__(self):
+        return f"{self.source} deployment {self.external_id or self.pk} to {self.environment_name}"

@@ -1,7 +1,7 @@
 """Releases announces; integrations signs (releases never imports this app)."""
 from django.dispatch import receiver
 
-from integrations import attestations
+from integrations import attestations, deployments
 from integrations.models import Attestation
 from releases import signals
 
@@ -14,3 +14,8 @@ def attest_approval(sender, *, change_request, at, **kwargs):
 @receiver(signals.deployment_started, dispatch_uid="integrations_attest_deployment")
 def attest_deployment(sender, *, change_request, deployment, at, **kwargs):
     attestations.issue(change_request, kind=Attestation.Kind.DEPLOYMENT, at=at, deployment=deployment)
+
+
+@receiver(signals.deployment_reported, dispatch_uid="integrations_deployment_reported")
+def deployment_reported(sender, *, actor, environment, artifact, source, at, **kwargs):
+    deployments.reported(actor=actor, environment=environment, artifact=artifact, source=source, at=at)

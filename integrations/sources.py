@@ -20,6 +20,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Denied, Reason
+from integrations import deployments
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
 from integrations.webhooks import GITHUB, TOPIC
 from releases import services as release_services
@@ -189,8 +190,9 @@ def process(payload: dict, message) -> None:
     if delivery.processed_at is not None:
         return
     learnt = apply(delivery)
+    deployment = deployments.record(delivery)
     delivery.processed_at = timezone.now()
-    delivery.outcome = f"{learnt} identities learnt"
+    delivery.outcome = f"{learnt} identities learnt" + (f"; {deployment}" if deployment is not None else "")
     delivery.save(update_fields=["processed_at", "outcome"])
 
 

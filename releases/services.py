@@ -681,6 +681,8 @@ def deployment_report(*, actor, environment: Environment, artifact: str, source:
               "alert": alert.pk if alert else None},
         at=at,
     )
+    signals.deployment_reported.send(sender=ChangeRequest, actor=actor, environment=environment, artifact=artifact,
+                                     source=source, change_request=registered, at=at)
     return {"registered": registered is not None, "change_request": registered.pk if registered else None,
             "alert": alert.pk if alert else None}
 

@@ -6,3 +6,6 @@ from django.dispatch import Signal
 change_request_approved = Signal()
 # kwargs: change_request, deployment, at. Sent when a deployment starts.
 deployment_started = Signal()
+# kwargs: actor, environment, artifact, source, change_request (the covering one the reporter may
+# see, or None), at. Sent for every deployment-reports/ call (E2): what a deploy tool says it did.
+deployment_reported = Signal()
