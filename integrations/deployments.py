@@ -18,6 +18,8 @@ from integrations.models import ReportedDeployment, WebhookDelivery
 from integrations.webhooks import GITHUB
 
 GITHUB_EVENTS = ("deployment", "deployment_status")
+# Statuses that say the deployment ran (or is running): GitLab's and GitHub's.
+RAN = frozenset({"running", "success", "failed", "in_progress", "failure", "error", "inactive"})
 GITLAB_EVENT = "Deployment Hook"
 COMMIT_URL = re.compile(r"/commit/(?P<sha>[0-9a-f]{7,64})/?$")
 # GitLab writes ``2021-04-28 21:50:00 +0200`` (its documented example); GitHub ISO 8601.
@@ -105,11 +107,14 @@ def record(delivery: WebhookDelivery) -> ReportedDeployment | None:
         return None
     found = ReportedDeployment.objects.select_for_update().filter(
         source=delivery.platform, repository=delivery.repository, external_id=facts["external_id"]).first()
+    ran_at = facts["status_at"] if facts["status"] in RAN else None
     if found is None:
         return ReportedDeployment.objects.create(
-            source=delivery.platform, repository=delivery.repository, delivery=delivery,
+            source=delivery.platform, repository=delivery.repository, delivery=delivery, ran_at=ran_at,
             environment=environment_named(facts["environment_name"]), **facts)
     updates = {"reported_at": min(found.reported_at, facts["reported_at"])}
+    if ran_at is not None and (found.ran_at is None or ran_at < found.ran_at):
+        updates["ran_at"] = ran_at
     if facts["status_at"] >= found.status_at and not (delivery.event == "deployment" and found.status != "created"):
         updates.update(status=facts["status"], status_at=facts["status_at"], delivery=delivery)
         if facts["url"]:
@@ -129,5 +134,5 @@ def reported(*, actor, environment, artifact: str, source: str, at: datetime) ->
     return ReportedDeployment.objects.create(
         source=ReportedDeployment.Source.REPORT, environment_name=environment.slug, environment=environment,
         artifact=artifact[:255], status="reported", deployer_login=actor.username[:255], url=source[:500],
-        reported_at=at, status_at=at or timezone.now(),
+        reported_at=at, status_at=at or timezone.now(), ran_at=at,
     )

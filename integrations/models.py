@@ -178,6 +178,8 @@ class ReportedDeployment(models.Model):
     url = models.CharField(max_length=500, blank=True)
     reported_at = models.DateTimeField(help_text="When it was first reported (places it in a period).")
     status_at = models.DateTimeField()
+    ran_at = models.DateTimeField(null=True, blank=True, help_text="When it was first reported running or done "
+                                  "(the time reconciliation judges it at; empty: when it was reported).")
     delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
@@ -189,3 +191,37 @@ class ReportedDeployment(models.Model):
 
     def __str__(self):
         return f"{self.source} deployment {self.external_id or self.pk} to {self.environment_name}"
+
+
+class GitLabDeploymentApproval(models.Model):
+    """Countersign's answer to one GitLab deployment waiting for approval (issue 16, item 3): the
+    last answer sent through GitLab's deployment approval API, with its reasons, and whether the
+    deployment still waits (a later decision on the change evaluates it again)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    reported_deployment = models.OneToOneField(ReportedDeployment, on_delete=models.PROTECT,
+                                               related_name="gitlab_approval")
+    project_id = models.PositiveBigIntegerField(help_text="GitLab's project id.")
+    deployment_id = models.PositiveBigIntegerField(help_text="GitLab's deployment id.")
+    deployer_username = models.CharField(max_length=255, blank=True)
+    deployer_email = models.CharField(max_length=255, blank=True)
+    change_request = models.ForeignKey(ChangeRequest, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+", help_text="The change the last answer was about.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING,
+                              help_text="The last answer sent to GitLab (pending: none yet).")
+    comment = models.TextField(blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    waiting = models.BooleanField(default=True, help_text="GitLab still holds the deployment for an answer.")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["waiting"], name="gitlab_approval_waiting")]
+
+    def __str__(self):
+        return f"GitLab deployment {self.deployment_id}: {self.status}"

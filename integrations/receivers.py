@@ -1,7 +1,7 @@
 """Releases announces; integrations signs (releases never imports this app)."""
 from django.dispatch import receiver
 
-from integrations import attestations, deployments
+from integrations import attestations, deployments, gitlab
 from integrations.models import Attestation
 from releases import signals
 
@@ -19,3 +19,8 @@ def attest_deployment(sender, *, change_request, deployment, at, **kwargs):
 @receiver(signals.deployment_reported, dispatch_uid="integrations_deployment_reported")
 def deployment_reported(sender, *, actor, environment, artifact, source, at, **kwargs):
     deployments.reported(actor=actor, environment=environment, artifact=artifact, source=source, at=at)
+
+
+@receiver(signals.change_request_decided, dispatch_uid="integrations_gitlab_change_decided")
+def gitlab_change_decided(sender, *, change_request, **kwargs):
+    gitlab.change_decided(change_request)

@@ -5,7 +5,8 @@ One home for the rule: the ``deployment_reconciliation`` dataset of the SOX bund
 ``deployment-reconciliation/`` list both ask ``rows``. It reads, never writes, and asks a fixed
 number of queries per batch of reported deployments whatever their number.
 
-A reported deployment (``ReportedDeployment``) at time *t* in environment *E* is matched to a
+A reported deployment (``ReportedDeployment``) at time *t* (when it was first reported running or
+done, else when it was reported) in environment *E* is matched to a
 change request of *E* that names the same thing deployed:
 
 - the same commit: the change links that commit (``SourceLink.commit_sha``) or a commit of its
@@ -35,7 +36,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from integrations.models import LearntContributor, ReportedDeployment, SourceLink
+from integrations.models import GitLabDeploymentApproval, LearntContributor, ReportedDeployment, SourceLink
 from releases.models import ChangeRequest, Deployment
 from releases.policy import pinned_digest
 from releases.states import COVERS_DEPLOYMENT
@@ -53,7 +54,7 @@ EXCEPTIONS = ("unknown_environment", "no_change_request", "not_approved", "deplo
 FIELDS = (
     "pk", "source", "repository_id", "repository__full_name", "external_id", "environment_name", "environment_id",
     "environment__slug", "environment__tier", "platform_production", "commit_sha", "artifact", "status",
-    "deployer_login", "url", "reported_at", "status_at",
+    "deployer_login", "url", "reported_at", "status_at", "ran_at",
 )
 
 
@@ -135,7 +136,10 @@ def _candidates(batch: list[tuple]) -> tuple[dict, dict, dict, dict]:
 
 def _approved_by_countersign(batch: list[tuple]) -> dict[int, tuple[int, datetime]]:
     """Reported deployment id -> (change id, when) of Countersign's approval on the platform."""
-    return {}
+    approved = GitLabDeploymentApproval.objects.filter(
+        reported_deployment_id__in=[r[0] for r in batch], status=GitLabDeploymentApproval.Status.APPROVED)
+    return {rd: (change_id, at) for rd, change_id, at in approved.values_list(
+        "reported_deployment_id", "change_request_id", "answered_at")}
 
 
 def _matching(shas, artifact_changes, changes, repository_id, environment_id, commit_sha, artifact) -> set[int]:
@@ -168,9 +172,10 @@ def rows(batch: list[tuple], *, iso=lambda v: v.isoformat() if v is not None els
     span = window()
     out = []
     for (pk, source, repository_id, repository, external_id, environment_name, environment_id, slug, tier,
-         _platform_production, commit_sha, artifact, status, deployer, url, reported_at, status_at) in batch:
+         _platform_production, commit_sha, artifact, status, deployer, url, reported_at, status_at, ran_at) in batch:
+        at = ran_at or reported_at  # when it ran; a deployment blocked for approval ran only once approved
         matching = _matching(shas, artifact_changes, changes, repository_id, environment_id, commit_sha, artifact)
-        approved = sorted((changes[c] for c in matching if changes[c].approved_at_time(reported_at)),
+        approved = sorted((changes[c] for c in matching if changes[c].approved_at_time(at)),
                           key=lambda c: (c.approved_at, c.pk), reverse=True)
         change = approved[0] if approved else (changes[max(matching)] if matching else None)
         through = ""
@@ -182,7 +187,7 @@ def rows(batch: list[tuple], *, iso=lambda v: v.isoformat() if v is not None els
         elif not approved:
             findings.append("not_approved")
         else:
-            near = [d for d, started in deployed.get(change.pk, ()) if abs(started - reported_at) <= span]
+            near = [d for d, started in deployed.get(change.pk, ()) if abs(started - at) <= span]
             answered = platform_approved.get(pk)
             if near:
                 through = f"deployment #{near[0]}"
@@ -191,7 +196,7 @@ def rows(batch: list[tuple], *, iso=lambda v: v.isoformat() if v is not None els
             else:
                 findings.append("deployed_outside_countersign")
             if change.planned_start and change.planned_end and not (
-                    change.planned_start <= reported_at <= change.planned_end):
+                    change.planned_start <= at <= change.planned_end):
                 findings.append("outside_planned_window")
         ran = status not in NEVER_RAN
         out.append({
@@ -209,6 +214,7 @@ def rows(batch: list[tuple], *, iso=lambda v: v.isoformat() if v is not None els
             "url": url,
             "reported_at": iso(reported_at),
             "status_at": iso(status_at),
+            "ran_at": iso(ran_at),
             "change_id": f"CR-{change.pk}" if change else "",
             "change_state": change.state if change else "",
             "change_approved_at": iso(change.approved_at) if change else None,
@@ -234,6 +240,7 @@ COLUMNS = (
     ("url", "The platform's deployment, job or run; for a report, its source."),
     ("reported_at", "When the platform says the deployment was created (this places the row in the period)."),
     ("status_at", "When its latest status was reported."),
+    ("ran_at", "When it was first reported running or done: the time it is judged at (empty: reported_at)."),
     ("change_id", "The matched change request (the approved one, else the latest that names what was deployed)."),
     ("change_state", "Its state at export time."),
     ("change_approved_at", "When it was approved."),

@@ -20,7 +20,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Denied, Reason
-from integrations import deployments
+from integrations import deployments, gitlab
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
 from integrations.webhooks import GITHUB, TOPIC
 from releases import services as release_services
@@ -191,6 +191,8 @@ def process(payload: dict, message) -> None:
         return
     learnt = apply(delivery)
     deployment = deployments.record(delivery)
+    if deployment is not None:
+        gitlab.waiting(deployment, delivery)  # a GitLab deployment blocked for approval: evaluate, answer
     delivery.processed_at = timezone.now()
     delivery.outcome = f"{learnt} identities learnt" + (f"; {deployment}" if deployment is not None else "")
     delivery.save(update_fields=["processed_at", "outcome"])

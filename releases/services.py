@@ -287,6 +287,8 @@ def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime 
     _record("change_request.submitted", cr, actor=actor, at=at, from_state=from_state,
             auto_approved=any(a.via == Approval.Via.AUTO and a.revision == cr.revision for a in cr.approvals.all()),
             **({"resubmitted": True} if resubmitted else {}))
+    if states.is_approved(cr.state):  # the policy's own approval (C9) decided it
+        signals.change_request_decided.send(sender=ChangeRequest, change_request=cr)
     return cr
 
 
@@ -421,7 +423,9 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
-    return change_request_for_decision(cr.pk)
+    cr = change_request_for_decision(cr.pk)
+    signals.change_request_decided.send(sender=ChangeRequest, change_request=cr)
+    return cr
 
 
 @audit.deferred()
@@ -488,6 +492,7 @@ def change_request_cancel(
     _set(cr, state=states.target("cancel"), closed_at=at, close_reason=reason.strip())
     cr = change_request_for_decision(cr.pk)
     _record("change_request.cancelled", cr, actor=actor, at=at, from_state=from_state, reason=reason.strip())
+    signals.change_request_decided.send(sender=ChangeRequest, change_request=cr)
     return cr
 
 

@@ -9,3 +9,7 @@ deployment_started = Signal()
 # kwargs: actor, environment, artifact, source, change_request (the covering one the reporter may
 # see, or None), at. Sent for every deployment-reports/ call (E2): what a deploy tool says it did.
 deployment_reported = Signal()
+# kwargs: change_request (re-read). Sent when a change request is decided: an approval (partial or
+# the last one needed), a rejection, changes requested, a cancellation, or the policy's own
+# approval on submit. Receivers re-evaluate what waits on the change (platform deployment approvals).
+change_request_decided = Signal()

@@ -46,6 +46,8 @@ NOT_CONTROLS = {
     "audit.evidenceexport": "an export record (L3)",
     "integrations.webhookdelivery": "a delivery received from a platform, stored once; read-only",
     "integrations.learntcontributor": "what a delivery said about who worked on a change; read-only, never removed",
+    "integrations.gitlabdeploymentapproval": "Countersign's own answer to a GitLab deployment waiting for approval, "
+                                             "written by the worker only",
     "integrations.reporteddeployment": "a deployment a platform or deploy tool reported; written from its deliveries "
                                        "and reports only, read-only",
     "django_celery_beat.intervalschedule": "a schedule definition: add-only, never edited (a task using it is the control)",
