@@ -342,6 +342,13 @@ COUNTERSIGN_GITHUB_TIMEOUT_SECONDS = float(os.environ.get("COUNTERSIGN_GITHUB_TI
 # failed attempts in a row, and the request is given up (left waiting, alert open) after the second.
 COUNTERSIGN_GITHUB_ALERT_AFTER_FAILURES = int(os.environ.get("COUNTERSIGN_GITHUB_ALERT_AFTER_FAILURES", "3"))
 COUNTERSIGN_GITHUB_MAX_ATTEMPTS = int(os.environ.get("COUNTERSIGN_GITHUB_MAX_ATTEMPTS", "8"))
+# Reconciliation (issue 16, item 5): a platform-reported deployment counts as deployed through
+# Countersign when a Deployment of its change started within this many minutes of it.
+COUNTERSIGN_RECONCILIATION_WINDOW_MINUTES = int(os.environ.get("COUNTERSIGN_RECONCILIATION_WINDOW_MINUTES", "60"))
+# GitLab's deployment approvals (issue 16, item 3): the API root of the instance and the service
+# account's access token (api scope) Countersign approves or rejects blocked deployments with.
+COUNTERSIGN_GITLAB_API_URL = os.environ.get("COUNTERSIGN_GITLAB_API_URL", "https://gitlab.com/api/v4")
+COUNTERSIGN_GITLAB_TOKEN = os.environ.get("COUNTERSIGN_GITLAB_TOKEN", "")
 # Finished evidence bundles: private files, served only through the permission-checked download.
 EVIDENCE_ROOT = Path(os.environ.get("EVIDENCE_ROOT", VAR_DIR / "evidence"))
 EVIDENCE_BATCH_SIZE = int(os.environ.get("EVIDENCE_BATCH_SIZE", "2000"))

@@ -6,7 +6,8 @@ from django.contrib import admin
 from core.admin import ServiceOnlyAdmin
 from governance.admin.duties import configures_controls
 from governance.controls.admin import ControlForm, ControlledAdminMixin
-from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest, WebhookDelivery
+from integrations.models import (LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest,
+                                 ReportedDeployment, WebhookDelivery)
 
 
 class LinkedRepositoryForm(ControlForm):
@@ -81,3 +82,9 @@ class ProtectionRequestAdmin(ReadOnlyAdmin):
                     "answered_at"]
     list_filter = ["state"]
     search_fields = ["repository__full_name", "sha", "actor_login"]
+
+
+@admin.register(ReportedDeployment)
+class ReportedDeploymentAdmin(ReadOnlyAdmin):
+    list_display = ["reported_at", "source", "repository", "external_id", "environment_name", "commit_sha", "status"]
+    list_filter = ["source", "status"]

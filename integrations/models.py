@@ -189,3 +189,80 @@ class ProtectionRequest(models.Model):
 
     def __str__(self):
         return f"{self.repository.full_name} {self.environment_name} {self.sha[:12]} ({self.state})"
+
+
+class ReportedDeployment(models.Model):
+    """A deployment a platform or a deploy tool says happened (issue 16, item 5): a GitHub
+    ``deployment`` / ``deployment_status`` event, a GitLab ``Deployment Hook``, or a
+    ``deployment-reports/`` call. One row per platform deployment, its status the latest reported.
+    Which change request it belongs to is not stored: ``integrations.reconciliation`` matches it
+    when asked, so a change linked later still reconciles."""
+
+    class Source(models.TextChoices):
+        GITHUB = "github", "GitHub"
+        GITLAB = "gitlab", "GitLab"
+        REPORT = "report", "deployment-reports/"
+
+    source = models.CharField(max_length=16, choices=Source.choices)
+    repository = models.ForeignKey(LinkedRepository, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="reported_deployments")
+    external_id = models.CharField(max_length=100, blank=True, help_text="The platform's deployment id.")
+    environment_name = models.CharField(max_length=255, help_text="The environment as the platform names it.")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    help_text="The Countersign environment of that slug, if any.")
+    platform_production = models.BooleanField(
+        default=False, help_text="The platform itself calls the environment production.")
+    commit_sha = models.CharField(max_length=64, blank=True)
+    artifact = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32, blank=True, help_text="The platform's latest status.")
+    deployer_login = models.CharField(max_length=255, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    reported_at = models.DateTimeField(help_text="When it was first reported (places it in a period).")
+    status_at = models.DateTimeField()
+    ran_at = models.DateTimeField(null=True, blank=True, help_text="When it was first reported running or done "
+                                  "(the time reconciliation judges it at; empty: when it was reported).")
+    delivery = models.ForeignKey(WebhookDelivery, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["reported_at", "id"]
+        indexes = [models.Index(fields=["reported_at", "id"], name="reported_deployment_at")]
+        constraints = [models.UniqueConstraint(
+            fields=["source", "repository", "external_id"], condition=~models.Q(external_id=""),
+            name="reported_deployment_once")]
+
+    def __str__(self):
+        return f"{self.source} deployment {self.external_id or self.pk} to {self.environment_name}"
+
+
+class GitLabDeploymentApproval(models.Model):
+    """Countersign's answer to one GitLab deployment waiting for approval (issue 16, item 3): the
+    last answer sent through GitLab's deployment approval API, with its reasons, and whether the
+    deployment still waits (a later decision on the change evaluates it again)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    reported_deployment = models.OneToOneField(ReportedDeployment, on_delete=models.PROTECT,
+                                               related_name="gitlab_approval")
+    project_id = models.PositiveBigIntegerField(help_text="GitLab's project id.")
+    deployment_id = models.PositiveBigIntegerField(help_text="GitLab's deployment id.")
+    deployer_username = models.CharField(max_length=255, blank=True)
+    deployer_email = models.CharField(max_length=255, blank=True)
+    change_request = models.ForeignKey(ChangeRequest, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+", help_text="The change the last answer was about.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING,
+                              help_text="The last answer sent to GitLab (pending: none yet).")
+    comment = models.TextField(blank=True)
+    reasons = models.JSONField(default=list, blank=True)
+    waiting = models.BooleanField(default=True, help_text="GitLab still holds the deployment for an answer.")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["waiting"], name="gitlab_approval_waiting")]
+
+    def __str__(self):
+        return f"GitLab deployment {self.deployment_id}: {self.status}"

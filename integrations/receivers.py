@@ -1,7 +1,7 @@
 """Releases announces; integrations signs (releases never imports this app)."""
 from django.dispatch import receiver
 
-from integrations import attestations, protection
+from integrations import attestations, deployments, gitlab, protection
 from integrations.models import Attestation
 from releases import signals
 
@@ -19,3 +19,13 @@ def attest_deployment(sender, *, change_request, deployment, at, **kwargs):
 @receiver(signals.change_request_decided, dispatch_uid="integrations_answer_waiting_deployments")
 def answer_waiting_deployments(sender, *, change_request, at, **kwargs):
     protection.change_decided(change_request, at)
+
+
+@receiver(signals.deployment_reported, dispatch_uid="integrations_deployment_reported")
+def deployment_reported(sender, *, actor, environment, artifact, source, at, **kwargs):
+    deployments.reported(actor=actor, environment=environment, artifact=artifact, source=source, at=at)
+
+
+@receiver(signals.change_request_decided, dispatch_uid="integrations_gitlab_change_decided")
+def gitlab_change_decided(sender, *, change_request, **kwargs):
+    gitlab.change_decided(change_request)

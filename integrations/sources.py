@@ -20,7 +20,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Denied, Reason
-from integrations import protection
+from integrations import deployments, gitlab, protection
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
 from integrations.webhooks import GITHUB, TOPIC
 from releases import services as release_services
@@ -190,8 +190,11 @@ def process(payload: dict, message) -> None:
     if delivery.processed_at is not None:
         return
     learnt = apply(delivery)
+    deployment = deployments.record(delivery)
+    if deployment is not None:
+        gitlab.waiting(deployment, delivery)  # a GitLab deployment blocked for approval: evaluate, answer
     delivery.processed_at = timezone.now()
-    delivery.outcome = f"{learnt} identities learnt"
+    delivery.outcome = f"{learnt} identities learnt" + (f"; {deployment}" if deployment is not None else "")
     if delivery.platform == GITHUB and delivery.event == protection.EVENT:
         request = protection.requested(delivery)
         delivery.outcome = f"protection request #{request.pk} queued" if request else "not a protection request"

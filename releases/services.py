@@ -287,6 +287,8 @@ def change_request_submit(*, actor, change_request: ChangeRequest, at: datetime 
     _record("change_request.submitted", cr, actor=actor, at=at, from_state=from_state,
             auto_approved=any(a.via == Approval.Via.AUTO and a.revision == cr.revision for a in cr.approvals.all()),
             **({"resubmitted": True} if resubmitted else {}))
+    if states.is_approved(cr.state):  # the policy's own approval (C9) decided it
+        signals.change_request_decided.send(sender=ChangeRequest, change_request=cr, decision="approved", at=at)
     return cr
 
 
@@ -684,6 +686,8 @@ def deployment_report(*, actor, environment: Environment, artifact: str, source:
               "alert": alert.pk if alert else None},
         at=at,
     )
+    signals.deployment_reported.send(sender=ChangeRequest, actor=actor, environment=environment, artifact=artifact,
+                                     source=source, change_request=registered, at=at)
     return {"registered": registered is not None, "change_request": registered.pk if registered else None,
             "alert": alert.pk if alert else None}
 

@@ -6,7 +6,11 @@ from django.dispatch import Signal
 change_request_approved = Signal()
 # kwargs: change_request, deployment, at. Sent when a deployment starts.
 deployment_started = Signal()
+# kwargs: actor, environment, artifact, source, change_request (the covering one the reporter may
+# see, or None), at. Sent for every deployment-reports/ call (E2): what a deploy tool says it did.
+deployment_reported = Signal()
 # kwargs: change_request (re-read), decision ("approved", "rejected", "changes_requested" or
-# "cancelled"), at. Sent after every reviewer's decision and every cancellation, whether or not the
-# policy is met yet: whoever waits on the change (a deployment job held by a platform) asks again.
+# "cancelled"), at. Sent when a change request is decided: an approval (partial or
+# the last one needed), a rejection, changes requested, a cancellation, or the policy's own
+# approval on submit. Receivers re-evaluate what waits on the change (platform deployment approvals).
 change_request_decided = Signal()

@@ -34,8 +34,10 @@ SOX = (
         "made under an SoD exception are flagged; emergency changes had their post-implementation review; no "
         "deployment was decided under a control weaker than at the period's start or under a policy below the "
         "SOX baseline. Changes to the control configuration are changes in scope: each names its proposer and, "
-        "when it weakened a control, the second person who approved it.",
-        ((ds.PRODUCTION_DEPLOYMENTS, None), (ds.CONTROL_CHANGES, None)),
+        "when it weakened a control, the second person who approved it. The population is complete: every "
+        "production deployment the platforms and deploy tools reported is matched to an approved change request "
+        "deployed through Countersign, or listed as an exception.",
+        ((ds.PRODUCTION_DEPLOYMENTS, None), (ds.DEPLOYMENT_RECONCILIATION, None), (ds.CONTROL_CHANGES, None)),
     ),
     Control(
         "SOX ITGC-AC",

@@ -48,6 +48,10 @@ NOT_CONTROLS = {
     "integrations.webhookdelivery": "a delivery received from a platform, stored once; read-only",
     "integrations.learntcontributor": "what a delivery said about who worked on a change; read-only, never removed",
     "integrations.protectionrequest": "a deployment job GitHub holds and Countersign's answers to it; read-only",
+    "integrations.gitlabdeploymentapproval": "Countersign's own answer to a GitLab deployment waiting for approval, "
+                                             "written by the worker only",
+    "integrations.reporteddeployment": "a deployment a platform or deploy tool reported; written from its deliveries "
+                                       "and reports only, read-only",
     "django_celery_beat.intervalschedule": "a schedule definition: add-only, never edited (a task using it is the control)",
     "django_celery_beat.crontabschedule": "a schedule definition: add-only, never edited",
     "django_celery_beat.solarschedule": "a schedule definition: add-only, never edited",

@@ -185,6 +185,8 @@ API_ROWS = [
     Row("audit-events-verify", "GET", "/api/v1/audit-events/verify/?from=1&to=1", ALERT_LIST),
     Row("audit-event-proof", "GET", "/api/v1/audit-events/1/proof/?tree_size=2", ALERT_LIST),
     Row("audit-consistency", "GET", "/api/v1/audit/consistency/?from=1&to=2", ALERT_LIST),
+    # Reconciliation (issue 16, item 5): view_audit or export_evidence (sec, auditor) or a superuser.
+    Row("deployment-reconciliation", "GET", "/api/v1/deployment-reconciliation/", ALERT_LIST),
     Row("alerts", "GET", "/api/v1/alerts/", ALERT_LIST),
     Row("alert", "GET", "/api/v1/alerts/{alert}/", ALERT_ONE),
     Row("alert-resolve", "POST", "/api/v1/alerts/{alert}/resolve/",
@@ -334,6 +336,7 @@ ADMIN_OBJECTS = {
     "integrations.webhookdelivery": "webhook_delivery",
     "integrations.learntcontributor": "learnt_contributor",
     "integrations.protectionrequest": "protection_request",
+    "integrations.reporteddeployment": "reported_deployment",
     "identity.grouprolemapping": "group_mapping",
     "compliance.siemsink": "siem_sink",
     "audit.timestampauthority": "timestamp_authority",
@@ -411,6 +414,7 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "integrations.webhookdelivery": pages(SUPERUSER_ONLY, NO_STAFF),
     "integrations.learntcontributor": pages(SUPERUSER_ONLY, NO_STAFF),
     "integrations.protectionrequest": pages(SUPERUSER_ONLY, NO_STAFF),
+    "integrations.reporteddeployment": pages(SUPERUSER_ONLY, NO_STAFF),
     # Identity (issue 17): which provider group hands out which role spans every environment (K6).
     "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
@@ -595,7 +599,8 @@ def build_world() -> dict:
         actor=users["admin"], kind="audit.notificationchannel",
         values={"name": "Matrix", "kind": "email", "target": "ops@example.com"}).target_id)
     group = Group.objects.create(name="matrix")  # only for guardian's group page, which refuses everyone
-    from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest, WebhookDelivery
+    from integrations.models import (LearntContributor, LinkedRepository, PlatformAccount, ProtectionRequest,
+                                     ReportedDeployment, WebhookDelivery)
 
     repository = LinkedRepository.objects.get(pk=control_change(
         actor=users["admin"], kind="integrations.linkedrepository",
@@ -629,6 +634,10 @@ def build_world() -> dict:
                                                 event="deployment_protection_rule", repository=repository, payload={}),
         repository=repository, environment_name="production", sha="f" * 40,
         callback_url="https://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule")
+    reported = ReportedDeployment.objects.create(
+        source="github", repository=repository, external_id="matrix-1", environment_name="production",
+        environment=envs["production"], status="success", reported_at=timezone.now(), status_at=timezone.now(),
+        delivery=delivery)
     outbox = OutboxMessage.objects.order_by("pk").first()
 
     tokens, sessions = {}, {}
@@ -679,6 +688,7 @@ def build_world() -> dict:
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "protection_request": protection_request.pk,
+        "reported_deployment": reported.pk,
         "control_change": proposal.pk,
         "outbox_message": outbox.pk if outbox else "999999",
         "ct_user": ContentType.objects.get_for_model(get_user_model()).pk,
