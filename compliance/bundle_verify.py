@@ -38,7 +38,11 @@ What a bundle is and how it is checked:
    the framework must verify (``compliance.continuity.check_bundle``). With ``--previous
    EARLIER.zip`` the earlier bundle is verified too and the later one must extend it: a log whose
    tree of the earlier size is not the earlier checkpoint's is refused, naming the first range of
-   events where the histories diverge (``check_extends``).
+   events where the histories diverge (``check_extends``). With ``--witnessed CHECKPOINT.json
+   --witness-key VKEY`` (a checkpoint witnesses cosigned, as ``GET audit/checkpoints/latest/``
+   answers it, and the witnesses' own keys) the witnessed checkpoint must verify and the bundle
+   must agree with it: a bundle whose tree of that size has another root is refused, naming the
+   range of events where the histories diverge (``check_against_witnessed``).
 
 Exit status: 0 when everything checks, 1 on any mismatch (the message names the file), 2 when the
 bundle or the key cannot be read at all.
@@ -312,12 +316,22 @@ def _signature_text(raw: bytes) -> str:
     return text.decode("ascii")
 
 
-def verify(bundle, public_key_pem: bytes, previous=None) -> Result:
-    """Check ``bundle`` (a path or a binary file) against the PEM public key, and that it extends the
-    bundle ``previous`` when given; raise BundleError naming the first bad file, or return the
+def verify(bundle, public_key_pem: bytes, previous=None, witnessed: dict | None = None,
+           witness_keys: tuple[str, ...] = ()) -> Result:
+    """Check ``bundle`` (a path or a binary file) against the PEM public key, that it extends the
+    bundle ``previous`` when given and agrees with the ``witnessed`` checkpoint (cosigned by one of
+    ``witness_keys``, vkeys) when given; raise BundleError naming the first bad file, or return the
     verified manifest."""
     public_key = keys.load_public_key(public_key_pem)
     result = _verify_path(bundle, public_key)
+    if witnessed is not None:
+        if not result.manifest.get("transparency"):
+            raise BundleError(MANIFEST, "checking a witnessed checkpoint needs a bundle with a checkpoint (transparency)")
+        try:
+            continuity.check_against_witnessed(witnessed, result.manifest["transparency"], public_key,
+                                               continuity.witness_keys(witness_keys))
+        except continuity.ContinuityError as exc:
+            raise BundleError(MANIFEST, f"contradicts the witnessed checkpoint: {exc}") from None
     if previous is not None:
         earlier = _verify_path(previous, public_key).manifest.get("transparency")
         later = result.manifest.get("transparency")
@@ -393,10 +407,15 @@ def main(argv=None) -> int:
     parser.add_argument("bundle", help="the bundle (.zip)")
     parser.add_argument("--public-key", required=True, help="PEM file of the server's Ed25519 public key")
     parser.add_argument("--previous", help="an earlier bundle (.zip) of the same log this one must extend")
+    parser.add_argument("--witnessed", help="a witnessed checkpoint (.json, from audit/checkpoints/) it must agree with")
+    parser.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
+                        help="a witness's key (C2SP vkey, name+keyid+base64); repeat for several")
     args = parser.parse_args(argv)
     try:
         pem = Path(args.public_key).read_bytes()
-        result = verify(args.bundle, pem, previous=args.previous)
+        witnessed = json.loads(Path(args.witnessed).read_text("utf-8")) if args.witnessed else None
+        result = verify(args.bundle, pem, previous=args.previous, witnessed=witnessed,
+                        witness_keys=tuple(args.witness_key))
     except BundleError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -411,6 +430,8 @@ def main(argv=None) -> int:
     )
     if args.previous:
         print(f"OK: extends {args.previous} (tree of {manifest['transparency']['tree_size']} events).")
+    if args.witnessed:
+        print(f"OK: agrees with the witnessed checkpoint {args.witnessed}.")
     return 0
 
 

@@ -185,6 +185,12 @@ API_ROWS = [
     Row("audit-events-verify", "GET", "/api/v1/audit-events/verify/?from=1&to=1", ALERT_LIST),
     Row("audit-event-proof", "GET", "/api/v1/audit-events/1/proof/?tree_size=2", ALERT_LIST),
     Row("audit-consistency", "GET", "/api/v1/audit/consistency/?from=1&to=2", ALERT_LIST),
+    # Checkpoints and cosignatures (witnesses): readers of the trail; a note that is none is a 400.
+    Row("audit-checkpoints", "GET", "/api/v1/audit/checkpoints/", ALERT_LIST),
+    Row("audit-checkpoint-latest", "GET", "/api/v1/audit/checkpoints/latest/", ALERT_LIST),
+    Row("audit-checkpoint", "GET", "/api/v1/audit/checkpoints/{checkpoint_size}/", ALERT_LIST),
+    Row("audit-cosignature-create", "POST", "/api/v1/audit/cosignatures/",
+        expect("403 missing_duty", **each(SEES_ALL, 400), **ANON_401), body={"checkpoint": "Matrix."}),
     Row("alerts", "GET", "/api/v1/alerts/", ALERT_LIST),
     Row("alert", "GET", "/api/v1/alerts/{alert}/", ALERT_ONE),
     Row("alert-resolve", "POST", "/api/v1/alerts/{alert}/resolve/",
@@ -316,6 +322,7 @@ ADMIN_OBJECTS = {
     "integrations.learntcontributor": "learnt_contributor",
     "identity.grouprolemapping": "group_mapping",
     "compliance.siemsink": "siem_sink",
+    "compliance.witness": "witness",
 }
 
 
@@ -393,6 +400,7 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     "identity.grouprolemapping": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
     # SIEM sinks (issue 19): security's copy of the trail spans every environment (K6).
     "compliance.siemsink": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    "compliance.witness": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 
@@ -588,6 +596,15 @@ def build_world() -> dict:
     siem_sink = SiemSink.objects.get(pk=control_change(
         actor=users["admin"], kind="compliance.siemsink",
         values={"name": "Matrix SIEM", "transport": "syslog_tls", "destination": "siem.example.com:6514"}).target_id)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.cosignature import vkey
+    from compliance.witnesses.models import Witness
+
+    witness = Witness.objects.get(pk=control_change(
+        actor=users["admin"], kind="compliance.witness",
+        values={"name": "witness.example/matrix", "public_key": vkey(
+            "witness.example/matrix", Ed25519PrivateKey.generate().public_key())}).target_id)
     delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
                                               repository=repository, payload={})
     learnt = LearntContributor.objects.create(
@@ -639,6 +656,8 @@ def build_world() -> dict:
         "platform_account": account.pk,
         "group_mapping": group_mapping.pk,
         "siem_sink": siem_sink.pk,
+        "witness": witness.pk,
+        "checkpoint_size": seal.tree_size if seal else "999999",
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "control_change": proposal.pk,
