@@ -109,6 +109,15 @@ class CheckpointViewSet(mixins.ListModelMixin, VisibleObjectViewSet):
         if not may_read_trail(request):
             raise PermissionDenied("Reading the audit trail needs view_audit.")
 
+    def get_renderers(self):
+        """The note form only for one checkpoint; lists and every error answer JSON."""
+        return super().get_renderers() if self.action in ("retrieve", "latest") else [renderers.JSONRenderer()]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer, self.request.accepted_media_type = renderers.JSONRenderer(), "application/json"
+        return response
+
     def get_queryset(self):
         return AuditSeal.objects.exclude(checkpoint="").order_by("-number")
 

@@ -128,3 +128,10 @@ def test_unknown_fields_and_unknown_sizes(demo, api_as, sealed):
     assert client.post(COSIGN, {"checkpoint": sealed.checkpoint, "extra": 1}, format="json").status_code == 400
     assert client.get(f"{CHECKPOINTS}{sealed.tree_size + 1}/").status_code == 404
     assert client.get(f"{CHECKPOINTS}99999999999999999999/").status_code == 404
+    # Errors answer JSON whatever the client accepts; a list is JSON only.
+    refused = api_as(demo.dev).get(f"{CHECKPOINTS}latest/", HTTP_ACCEPT="text/plain")
+    assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+    assert refused.json()["reasons"][0]["code"] == "missing_duty"
+    assert client.get(f"{CHECKPOINTS}{sealed.tree_size + 1}/", HTTP_ACCEPT="text/plain")["Content-Type"] == (
+        "application/json")
+    assert client.get(CHECKPOINTS, HTTP_ACCEPT="text/plain").status_code == 406
