@@ -14,8 +14,12 @@ The audit trail benchmark (``audit``, bench/audit_pages.py) pages ``audit-events
 BENCH_AUDIT_EVENTS events (default 10 million) in a database of its own, ``<BENCH_DB_PREFIX>_audit``,
 filled once and reused.
 
+The append-path benchmark (``append``, bench/append.py) times ``audit.record`` with and without the
+Merkle tree's maintenance at a small and a large log (BENCH_APPEND_SIZES) in a throwaway test
+database, on PostgreSQL when DATABASE_URL names one, else SQLite.
+
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export, audit; default all), BENCH_SECONDS (load per run, default 20),
+queries, campaign, export, audit, append; default all), BENCH_SECONDS (load per run, default 20),
 BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
@@ -34,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export", "audit")
+ALL = (*SERVED, "campaign", "export", "audit", "append")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -172,6 +176,17 @@ def run_audit_pages(base_url: str, prefix: str) -> dict:
     if run.returncode != 0:
         print(run.stderr[-4000:], file=sys.stderr)
         raise SystemExit("audit trail benchmark failed")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_append(url: str | None) -> dict:
+    """bench/append.py in a throwaway test database (on ``url``'s server, else SQLite)."""
+    env = {**os.environ, **({"DATABASE_URL": url} if url else {})}
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "append.py")], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    if run.returncode != 0:
+        print(run.stderr[-4000:], file=sys.stderr)
+        raise SystemExit("append-path benchmark failed")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -340,6 +355,15 @@ def main() -> int:
         campaign = run_campaign(campaign_url)
         lines.append(campaign_line(campaign))
         results.append({"scale": "campaign", "campaign": campaign})
+    if "append" in only:
+        from bench import append
+
+        print("==> audit append with and without the Merkle tree", flush=True)
+        appended = run_append(campaign_url)
+        for line in append.lines(appended):
+            lines.append(line)
+            print(line[0], flush=True)
+        results.append({"scale": "append", "append": appended})
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -55,7 +55,7 @@ class AuditSealAdmin(ServiceOnlyAdmin):
     list_display = ["number", "created_at", "sequence", "head_hash", "key_fingerprint_hint", "signature_hint"]
     list_display_links = ["number"]
     fields = ["number", "created_at", "sequence", "head_hash", "prev_signature", "key_fingerprint", "signature",
-              "outside_timestamps"]
+              "tree_size", "root_hash", "checkpoint", "cosigned_by", "outside_timestamps"]
     readonly_fields = fields
     show_full_result_count = False
 
@@ -67,6 +67,15 @@ class AuditSealAdmin(ServiceOnlyAdmin):
 
     def may_read(self, request) -> bool:
         return _may_read_trail(request)
+
+    @admin.display(description="Cosigned by (witness, its time)")
+    def cosigned_by(self, seal):
+        from django.utils.html import format_html_join
+
+        from compliance.witnesses.models import Cosignature
+
+        rows = Cosignature.objects.filter(seal_number=seal.number).select_related("witness").order_by("witness__name")
+        return format_html_join("", "<div>{} · {}</div>", ((c.witness.name, c.timestamp) for c in rows)) or "—"
 
     @admin.display(description="Key fingerprint")
     def key_fingerprint_hint(self, seal):
@@ -162,3 +171,5 @@ from compliance.evidence import admin as _evidence_admin  # noqa: E402,F401
 # SIEM sinks are controls; their admin page lives with them.
 from compliance.siem import admin as _siem_admin  # noqa: E402,F401
 from compliance.timestamps import admin as _timestamps_admin  # noqa: E402,F401
+# Witnesses are controls too.
+from compliance.witnesses import admin as _witness_admin  # noqa: E402,F401

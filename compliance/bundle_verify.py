@@ -38,7 +38,11 @@ What a bundle is and how it is checked:
    the framework must verify (``compliance.continuity.check_bundle``). With ``--previous
    EARLIER.zip`` the earlier bundle is verified too and the later one must extend it: a log whose
    tree of the earlier size is not the earlier checkpoint's is refused, naming the first range of
-   events where the histories diverge (``check_extends``).
+   events where the histories diverge (``check_extends``). With ``--witnessed CHECKPOINT.json
+   --witness-key VKEY`` (a checkpoint witnesses cosigned, as ``GET audit/checkpoints/latest/``
+   answers it, and the witnesses' own keys) the witnessed checkpoint must verify and the bundle
+   must agree with it: a bundle whose tree of that size has another root is refused, naming the
+   range of events where the histories diverge (``check_against_witnessed``).
 6. With ``--tsa-certificate AUTHORITY.pem`` every RFC 3161 token in ``transparency.timestamps`` must
    verify against the timestamp authority's certificate and cover the signed checkpoint it names
    (``compliance.timestamp_check``, which needs ``rfc3161-client`` too): a token for another digest
@@ -317,9 +321,11 @@ def _signature_text(raw: bytes) -> str:
     return text.decode("ascii")
 
 
-def verify(bundle, public_key_pem: bytes, previous=None, tsa_certificate: bytes | None = None) -> Result:
+def verify(bundle, public_key_pem: bytes, previous=None, tsa_certificate: bytes | None = None,
+           witnessed: dict | None = None, witness_keys: tuple[str, ...] = ()) -> Result:
     """Check ``bundle`` (a path or a binary file) against the PEM public key, that it extends the
-    bundle ``previous`` and that its timestamp tokens verify against the PEM ``tsa_certificate``, when
+    bundle ``previous``, that its timestamp tokens verify against the PEM ``tsa_certificate`` and that
+    it agrees with the ``witnessed`` checkpoint (cosigned by one of ``witness_keys``, vkeys), each when
     given; raise BundleError naming the first bad file, or return the verified manifest."""
     public_key = keys.load_public_key(public_key_pem)
     result = _verify_path(bundle, public_key)
@@ -331,6 +337,14 @@ def verify(bundle, public_key_pem: bytes, previous=None, tsa_certificate: bytes 
                                                                  public_key, tsa_certificate)
         except timestamp_check.TimestampError as exc:
             raise BundleError(MANIFEST, f"timestamps: {exc}") from None
+    if witnessed is not None:
+        if not result.manifest.get("transparency"):
+            raise BundleError(MANIFEST, "checking a witnessed checkpoint needs a bundle with a checkpoint (transparency)")
+        try:
+            continuity.check_against_witnessed(witnessed, result.manifest["transparency"], public_key,
+                                               continuity.witness_keys(witness_keys))
+        except continuity.ContinuityError as exc:
+            raise BundleError(MANIFEST, f"contradicts the witnessed checkpoint: {exc}") from None
     if previous is not None:
         earlier = _verify_path(previous, public_key).manifest.get("transparency")
         later = result.manifest.get("transparency")
@@ -407,11 +421,16 @@ def main(argv=None) -> int:
     parser.add_argument("--public-key", required=True, help="PEM file of the server's Ed25519 public key")
     parser.add_argument("--previous", help="an earlier bundle (.zip) of the same log this one must extend")
     parser.add_argument("--tsa-certificate", help="PEM certificate of the RFC 3161 timestamp authority")
+    parser.add_argument("--witnessed", help="a witnessed checkpoint (.json, from audit/checkpoints/) it must agree with")
+    parser.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
+                        help="a witness's key (C2SP vkey, name+keyid+base64); repeat for several")
     args = parser.parse_args(argv)
     try:
         pem = Path(args.public_key).read_bytes()
         tsa = Path(args.tsa_certificate).read_bytes() if args.tsa_certificate else None
-        result = verify(args.bundle, pem, previous=args.previous, tsa_certificate=tsa)
+        witnessed = json.loads(Path(args.witnessed).read_text("utf-8")) if args.witnessed else None
+        result = verify(args.bundle, pem, previous=args.previous, tsa_certificate=tsa, witnessed=witnessed,
+                        witness_keys=tuple(args.witness_key))
     except BundleError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
@@ -428,6 +447,8 @@ def main(argv=None) -> int:
         print(f"OK: extends {args.previous} (tree of {manifest['transparency']['tree_size']} events).")
     for stamp in result.timestamps:
         print(f"OK: {stamp['authority']} timestamped the checkpoint of tree size {stamp['tree_size']} at {stamp['gen_time']}.")
+    if args.witnessed:
+        print(f"OK: agrees with the witnessed checkpoint {args.witnessed}.")
     return 0
 
 

@@ -4,7 +4,7 @@ No Django, no database: an auditor runs these with the server's public key and t
 ``audit-events/{sequence}/proof/`` and ``audit/consistency/`` (or the proofs inside an evidence
 bundle, ``compliance/bundle_verify.py``). Each raises ``ContinuityError`` naming what failed.
 """
-from audit import checkpoint, merkle
+from audit import checkpoint, cosignature, merkle
 
 
 class ContinuityError(ValueError):
@@ -118,7 +118,70 @@ def check_bundle(section: dict, public_key) -> checkpoint.Checkpoint:
             raise ContinuityError("the previous subtrees do not fold into the previous root")
         check_consistency(checkpoint.Checkpoint(signed.origin, old_size, old_root), signed,
                           previous.get("consistency_proof") or [])
+    if section.get("witnessed") is not None:
+        _check_witnessed_entry(section["witnessed"], signed, public_key)
     return signed
+
+
+def _check_witnessed_entry(entry, signed: checkpoint.Checkpoint, public_key) -> None:
+    """The bundle's latest witnessed checkpoint: signed by the log, its subtrees folding into its
+    root, and extended by the bundle's tree (its cosignatures need the witnesses' keys)."""
+    try:
+        cp = signed_checkpoint(entry["checkpoint"], public_key)
+        size, root = int(entry["tree_size"]), _hex(entry["root_hash"], "witnessed root_hash")
+    except (KeyError, TypeError, ValueError):
+        raise ContinuityError("malformed witnessed checkpoint") from None
+    if (cp.tree_size, cp.root_hash) != (size, root):
+        raise ContinuityError("the witnessed checkpoint is not of the tree size and root the manifest states")
+    if _fold(entry.get("subtrees"), size, "witnessed") != root:
+        raise ContinuityError("the witnessed subtrees do not fold into the witnessed root")
+    check_consistency(cp, signed, entry.get("consistency_proof") or [])
+
+
+def witness_keys(texts) -> dict:
+    """``{name: key}`` from witness vkeys (``name+keyid+base64``)."""
+    try:
+        return dict(cosignature.parse_key(text) for text in texts)
+    except cosignature.CosignatureError as exc:
+        raise ContinuityError(f"witness key: {exc}") from None
+
+
+def check_witnessed(witnessed: dict, public_key, keys: dict):
+    """A witnessed checkpoint an auditor kept (``audit.cosignature``): the log's signature, at least
+    one cosignature by ``keys``, its subtrees. Returns ``(checkpoint, subtrees, {witness: time})``."""
+    try:
+        return cosignature.check_witnessed(witnessed, public_key, keys)
+    except cosignature.CosignatureError as exc:
+        raise ContinuityError(f"witnessed checkpoint: {exc}") from None
+
+
+def check_against_witnessed(witnessed: dict, section: dict, public_key, keys: dict) -> dict:
+    """The bundle (its ``transparency`` section, checked by ``check_bundle``) agrees with a
+    checkpoint witnesses cosigned: where it states the tree of that size, the roots match, and the
+    cosignatures it carries verify with ``keys``. A contradiction names the range of events where
+    the histories diverge (``cosignature.divergence``). Returns who cosigned the witnessed one when."""
+    cp, wnodes, found = check_witnessed(witnessed, public_key, keys)
+    signed = check_bundle(section, public_key)
+    if cp.tree_size > signed.tree_size:
+        raise ContinuityError(f"the bundle's tree ({signed.tree_size} events) is older than the witnessed checkpoint "
+                              f"({cp.tree_size}): check a later bundle")
+    nodes, roots = {}, {}
+    for part in (section, section.get("previous"), section.get("witnessed")):
+        if part:
+            size = int(part["tree_size"])
+            tiles = cosignature.tiles(size, part["subtrees"], "bundle")
+            nodes.update(tiles)
+            roots[size] = cosignature.fold(size, tiles)
+    problem = cosignature.divergence(cp, wnodes, nodes, roots)
+    if problem:
+        raise ContinuityError(problem)
+    if section.get("witnessed"):
+        try:
+            cosignature.cosigners(section["witnessed"]["checkpoint"], keys)
+        except cosignature.CosignatureError as exc:
+            raise ContinuityError(f"the bundle's witnessed checkpoint: {exc} (re-signed after the witness "
+                                  "cosigned it)") from None
+    return found
 
 
 def check_extends(earlier: dict, later: dict, public_key) -> None:

@@ -11,10 +11,18 @@ earlier bundle, ``check_extends``)::
       "inclusion": [{"sequence": s, "hash": "<event hash>", "proof": [...]}, ...],
       "previous": {"export_id": id, "tree_size": m, "root_hash": "<hex>",
                    "subtrees": [...],            the tree of m events, as *this* log now holds it
-                   "consistency_proof": [...]}    RFC 9162, from m to n
+                   "consistency_proof": [...]},   RFC 9162, from m to n
       "timestamps": [{"seal": number, "tree_size": t, "checkpoint": "<that seal's signed checkpoint>",
-                      "authority": "<name>", "token": "<base64 DER TimeStampResp>"}, ...]
+                      "authority": "<name>", "token": "<base64 DER TimeStampResp>"}, ...],
+      "witnessed": {"seal": s, "tree_size": w, "root_hash": "<hex>",
+                    "checkpoint": "<that seal's note with the witnesses' cosignature lines>",
+                    "subtrees": [...], "consistency_proof": [...]},   from w to n
+      "cosignatures": [{"witness": name, "timestamp": t, "line": "<C2SP cosignature line>"}, ...]
     }
+
+``witnessed`` is the latest checkpoint no later than this one that a witness cosigned
+(``compliance.witnesses``), and ``cosignatures`` its cosignatures; both absent when none was. The
+cosignatures are checked offline with the witnesses' own keys (``bundle_verify --witness-key``).
 
 ``inclusion`` is a bounded subset of the events the bundle cites: the first and the last audit
 event of the period within the checkpoint (at most two proofs of O(log n) hashes each; any other
@@ -33,6 +41,8 @@ import base64
 
 from audit import merkle, tree
 from audit.models import AuditEvent, AuditSeal, EvidenceExport, SealTimestamp
+from compliance.witnesses.models import Cosignature
+from compliance.witnesses.services import witnessed_note
 
 TIMESTAMPED_SEALS = 100
 
@@ -58,6 +68,11 @@ def section(export: EvidenceExport, seal: AuditSeal | None, start, end) -> dict 
     if previous is not None:
         old = previous.checkpoint_tree_size
         wanted |= set(merkle.perfect_subtrees(0, old)) | merkle.needed_nodes(merkle.consistency_ranges(old, size))
+    cosigned = Cosignature.objects.filter(tree_size__lte=size).order_by("-seal_number").first()
+    witnessed = AuditSeal.objects.filter(number=cosigned.seal_number).first() if cosigned is not None else None
+    if witnessed is not None:
+        wanted |= (set(merkle.perfect_subtrees(0, witnessed.tree_size))
+                   | merkle.needed_nodes(merkle.consistency_ranges(witnessed.tree_size, size)))
     nodes = tree.read_nodes(wanted)
     hashes = dict(AuditEvent.objects.filter(sequence__in=cited).values_list("sequence", "hash"))
     result = {
@@ -72,6 +87,16 @@ def section(export: EvidenceExport, seal: AuditSeal | None, start, end) -> dict 
             "consistency_proof": [merkle.range_hash(a, b, nodes).hex() for a, b in merkle.consistency_ranges(old, size)],
         }
     result["timestamps"] = timestamps(size, previous.checkpoint_tree_size if previous is not None else None)
+    if witnessed is not None:
+        rows = list(Cosignature.objects.filter(seal_number=witnessed.number).select_related("witness")
+                    .order_by("witness__name"))
+        w = witnessed.tree_size
+        result["witnessed"] = {
+            "seal": witnessed.number, "tree_size": w, "root_hash": merkle.range_hash(0, w, nodes).hex(),
+            "checkpoint": witnessed_note(witnessed, rows), "subtrees": _tiles(w, nodes),
+            "consistency_proof": [merkle.range_hash(a, b, nodes).hex() for a, b in merkle.consistency_ranges(w, size)],
+        }
+        result["cosignatures"] = [{"witness": c.witness.name, "timestamp": c.timestamp, "line": c.line} for c in rows]
     return result
 
 

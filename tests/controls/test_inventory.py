@@ -20,6 +20,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from audit.models import AuditEvent, NotificationChannel, TimestampAuthority
 from compliance.siem.models import SiemSink
+from compliance.witnesses.models import Witness
 from governance.controls import registry
 from governance.controls.services import control_change
 from governance.models import ConflictRule, ControlChange
@@ -81,6 +82,7 @@ NOT_CONTROL_FIELDS = {
 API_WRITES = {
     "POST /api/v1/access-review-items/{id}/decide/": "an access-review decision (A3)",
     "POST /api/v1/alerts/{id}/resolve/": "an alert's resolution (never one's own, K6)",
+    "POST /api/v1/audit/cosignatures/": "a witness's cosignature, verified with the key of a registered witness",
     "POST /api/v1/change-requests/": "a change request (C1)",
     "PATCH /api/v1/change-requests/{id}/": "a change request (C3)",
     "POST /api/v1/change-requests/{id}/approve/": "a decision on a change (C2–C4)",
@@ -107,6 +109,14 @@ API_WRITES = {
     "POST /api/v1/role-assignments/{id}/reject/": "a grant",
     "POST /api/v1/role-assignments/{id}/revoke/": "a grant (G5)",
 }
+
+def _witness_key(name: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.cosignature import vkey
+
+    return vkey(name, Ed25519PrivateKey.generate().public_key())
+
 
 WEAKER, STRONGER, NEUTRAL = "weaker", "stronger", "neutral"
 SOON = timezone.now().replace(microsecond=0) + timedelta(days=3)
@@ -190,6 +200,10 @@ SAMPLES = {
         "certificate": (lambda d: make_authority("Elsewhere TSA")[0], WEAKER), "hash_algorithm": ("sha512", STRONGER),
         "is_active": (False, WEAKER),
     },
+    "compliance.witness": {
+        "name": ("witness.elsewhere.example/w1", WEAKER, {"public_key": _witness_key("witness.elsewhere.example/w1")}),
+        "public_key": (lambda d: _witness_key("witness.example.org/w1"), WEAKER), "is_active": (False, WEAKER),
+    },
     "django_celery_beat.periodictask": {
         "name": ("chain check", NEUTRAL), "task": ("audit.tasks.seal_chain", WEAKER), "enabled": (False, WEAKER),
         "interval": (lambda d: IntervalSchedule.objects.get_or_create(every=7, period="days")[0].pk, WEAKER),
@@ -232,9 +246,14 @@ def _targets(demo):
         actor=demo.admin, kind="audit.timestampauthority", values={
             "name": "Outside TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]},
     ).target_id)
+    witness = Witness.objects.get(pk=control_change(
+        actor=demo.admin, kind="compliance.witness",
+        values={"name": "witness.example.org/w1", "public_key": _witness_key("witness.example.org/w1")},
+    ).target_id)
     return {
         "audit.timestampauthority": authority,
         "compliance.siemsink": sink,
+        "compliance.witness": witness,
         "identity.grouprolemapping": mapping,
         "integrations.linkedrepository": repository,
         "integrations.platformaccount": account,

@@ -187,6 +187,12 @@ API_ROWS = [
     Row("audit-consistency", "GET", "/api/v1/audit/consistency/?from=1&to=2", ALERT_LIST),
     # Reconciliation (issue 16, item 5): view_audit or export_evidence (sec, auditor) or a superuser.
     Row("deployment-reconciliation", "GET", "/api/v1/deployment-reconciliation/", ALERT_LIST),
+    # Checkpoints and cosignatures (witnesses): readers of the trail; a note that is none is a 400.
+    Row("audit-checkpoints", "GET", "/api/v1/audit/checkpoints/", ALERT_LIST),
+    Row("audit-checkpoint-latest", "GET", "/api/v1/audit/checkpoints/latest/", ALERT_LIST),
+    Row("audit-checkpoint", "GET", "/api/v1/audit/checkpoints/{checkpoint_size}/", ALERT_LIST),
+    Row("audit-cosignature-create", "POST", "/api/v1/audit/cosignatures/",
+        expect("403 missing_duty", **each(SEES_ALL, 400), **ANON_401), body={"checkpoint": "Matrix."}),
     Row("alerts", "GET", "/api/v1/alerts/", ALERT_LIST),
     Row("alert", "GET", "/api/v1/alerts/{alert}/", ALERT_ONE),
     Row("alert-resolve", "POST", "/api/v1/alerts/{alert}/resolve/",
@@ -340,6 +346,7 @@ ADMIN_OBJECTS = {
     "identity.grouprolemapping": "group_mapping",
     "compliance.siemsink": "siem_sink",
     "audit.timestampauthority": "timestamp_authority",
+    "compliance.witness": "witness",
 }
 
 
@@ -422,6 +429,7 @@ ADMIN_EXPECT: dict[str, dict[str, dict]] = {
     # Timestamp authorities (issue 20): who countersigns every seal's time spans every environment (K6).
     # Removable through the control door (a removal waits for a second person).
     "audit.timestampauthority": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
+    "compliance.witness": pages(SECURITY_AND_ADMIN, SECURITY_AND_ADMIN),
 }
 
 
@@ -624,6 +632,16 @@ def build_world() -> dict:
     timestamp_authority = TimestampAuthority.objects.get(pk=control_change(
         actor=users["admin"], kind="audit.timestampauthority",
         values={"name": "Matrix TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]}).target_id)
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit.cosignature import vkey
+    from compliance.witnesses.models import Witness
+
+    witness = Witness.objects.get(pk=control_change(
+        actor=users["admin"], kind="compliance.witness",
+        values={"name": "witness.example/matrix", "public_key": vkey(
+            "witness.example/matrix", Ed25519PrivateKey.generate().public_key())}).target_id)
     delivery = WebhookDelivery.objects.create(platform="github", delivery_id="matrix-1", event="push",
                                               repository=repository, payload={})
     learnt = LearntContributor.objects.create(
@@ -685,6 +703,8 @@ def build_world() -> dict:
         "group_mapping": group_mapping.pk,
         "siem_sink": siem_sink.pk,
         "timestamp_authority": timestamp_authority.pk,
+        "witness": witness.pk,
+        "checkpoint_size": seal.tree_size if seal else "999999",
         "webhook_delivery": delivery.pk,
         "learnt_contributor": learnt.pk,
         "protection_request": protection_request.pk,
