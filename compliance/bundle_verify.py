@@ -32,21 +32,18 @@ What a bundle is and how it is checked:
    ``MAX_MEMBERS`` entries, ``manifest.json`` at most ``MAX_MANIFEST_BYTES``, ``manifest.sig`` at
    most ``MAX_SIGNATURE_BYTES``, every other member exactly the size the signed manifest lists;
    reads never go past the declared size, so a lying header cannot inflate memory either.
-
 5. When the manifest has a ``transparency`` section (bundles built at a sealed checkpoint), its
    signed checkpoint, subtrees, inclusion proofs and consistency proof from the previous bundle of
    the framework must verify (``compliance.continuity.check_bundle``). With ``--previous
    EARLIER.zip`` the earlier bundle is verified too and the later one must extend it: a log whose
    tree of the earlier size is not the earlier checkpoint's is refused, naming the first range of
-   events where the histories diverge (``check_extends``). With ``--witnessed CHECKPOINT.json
-   --witness-key VKEY`` (a checkpoint witnesses cosigned, as ``GET audit/checkpoints/latest/``
-   answers it, and the witnesses' own keys) the witnessed checkpoint must verify and the bundle
-   must agree with it: a bundle whose tree of that size has another root is refused, naming the
-   range of events where the histories diverge (``check_against_witnessed``).
-6. With ``--tsa-certificate AUTHORITY.pem`` every RFC 3161 token in ``transparency.timestamps`` must
-   verify against the timestamp authority's certificate and cover the signed checkpoint it names
-   (``compliance.timestamp_check``, which needs ``rfc3161-client`` too): a token for another digest
-   is refused, naming the events rewritten after the authority stamped them.
+   events where the histories diverge (``check_extends``).
+6. Outside parties (``--witnessed CHECKPOINT.json --witness-key VKEY``: a checkpoint witnesses
+   cosigned, as ``GET audit/checkpoints/{size}/`` answers it, with their own keys;
+   ``--tsa-certificate AUTHORITY.pem``: the RFC 3161 tokens of ``transparency.timestamps``, which
+   needs ``rfc3161-client`` too): the bundle's tree must agree with the witnessed checkpoint and
+   every token must verify and cover the checkpoint it names; either refusal names the range of
+   events rewritten (``check_against_witnessed``, ``compliance.timestamp_check``).
 
 Exit status: 0 when everything checks, 1 on any mismatch (the message names the file), 2 when the
 bundle or the key cannot be read at all.
@@ -323,37 +320,27 @@ def _signature_text(raw: bytes) -> str:
 
 def verify(bundle, public_key_pem: bytes, previous=None, tsa_certificate: bytes | None = None,
            witnessed: dict | None = None, witness_keys: tuple[str, ...] = ()) -> Result:
-    """Check ``bundle`` (a path or a binary file) against the PEM public key, that it extends the
-    bundle ``previous``, that its timestamp tokens verify against the PEM ``tsa_certificate`` and that
-    it agrees with the ``witnessed`` checkpoint (cosigned by one of ``witness_keys``, vkeys), each when
-    given; raise BundleError naming the first bad file, or return the verified manifest."""
+    """Check ``bundle`` (a path or binary file) against the PEM public key and, each when given, the
+    checks of 5 and 6 above; raise BundleError naming the first bad file, or return the manifest."""
     public_key = keys.load_public_key(public_key_pem)
     result = _verify_path(bundle, public_key)
+    transparency = result.manifest.get("transparency")
     if tsa_certificate is not None:
         from compliance import timestamp_check  # only here: it needs rfc3161-client
 
-        try:
-            result.timestamps = timestamp_check.check_timestamps(result.manifest.get("transparency") or {},
-                                                                 public_key, tsa_certificate)
-        except timestamp_check.TimestampError as exc:
-            raise BundleError(MANIFEST, f"timestamps: {exc}") from None
+        result.timestamps = _checked("timestamps", timestamp_check.TimestampError, lambda: timestamp_check.check_timestamps(
+            transparency or {}, public_key, tsa_certificate))
     if witnessed is not None:
-        if not result.manifest.get("transparency"):
+        if not transparency:
             raise BundleError(MANIFEST, "checking a witnessed checkpoint needs a bundle with a checkpoint (transparency)")
-        try:
-            continuity.check_against_witnessed(witnessed, result.manifest["transparency"], public_key,
-                                               continuity.witness_keys(witness_keys))
-        except continuity.ContinuityError as exc:
-            raise BundleError(MANIFEST, f"contradicts the witnessed checkpoint: {exc}") from None
+        _checked("contradicts the witnessed checkpoint", continuity.ContinuityError, lambda: continuity.check_against_witnessed(
+            witnessed, transparency, public_key, continuity.witness_keys(witness_keys)))
     if previous is not None:
         earlier = _verify_path(previous, public_key).manifest.get("transparency")
-        later = result.manifest.get("transparency")
-        if not earlier or not later:
+        if not earlier or not transparency:
             raise BundleError(MANIFEST, "continuity needs both bundles to carry a checkpoint (transparency)")
-        try:
-            continuity.check_extends(earlier, later, public_key)
-        except continuity.ContinuityError as exc:
-            raise BundleError(MANIFEST, f"does not extend the previous bundle: {exc}") from None
+        _checked("does not extend the previous bundle", continuity.ContinuityError,
+                 lambda: continuity.check_extends(earlier, transparency, public_key))
     return result
 
 
@@ -408,11 +395,17 @@ def _verify_open(handle, public_key) -> Result:
                 raise BundleError(name, f"SHA-256 {sha256} does not match the manifest's {expected.get('sha256')}")
             result.checked.append(name)
     if manifest.get("transparency") is not None:
-        try:
-            continuity.check_bundle(manifest["transparency"], public_key)
-        except continuity.ContinuityError as exc:
-            raise BundleError(MANIFEST, f"transparency: {exc}") from None
+        _checked("transparency", continuity.ContinuityError,
+                 lambda: continuity.check_bundle(manifest["transparency"], public_key))
     return result
+
+
+def _checked(what: str, errors, check):
+    """``check()``'s result; its ``errors`` become a BundleError on the manifest, prefixed ``what``."""
+    try:
+        return check()
+    except errors as exc:
+        raise BundleError(MANIFEST, f"{what}: {exc}") from None
 
 
 def main(argv=None) -> int:
