@@ -115,7 +115,8 @@ def read(delivery: WebhookDelivery) -> Reading:
             people.append(Identity(S.PR_AUTHOR, user.get("name", ""), user.get("email", "") or "", user.get("username", "")))
         if last:
             people += _gitlab_commit(last)
-        return Reading(tuple(people), (), "", iid, attributes.get("source_branch", ""))
+        shas = (str(last["id"]),) if last.get("id") else ()  # a change linked to the MR's head commit
+        return Reading(tuple(people), shas, "", iid, attributes.get("source_branch", ""))
     return Reading()
 
 
