@@ -133,19 +133,29 @@ class ChangeRequestEditForm(ServiceErrorsMixin, forms.Form):
         required=False, max_length=2000,
         help_text="Usernames of the others who wrote it (members of the team), separated by commas. "
         "None of them may approve or deploy it.")
+    requested_reviewers = forms.CharField(
+        required=False, max_length=2000, label="Request reviewers",
+        help_text="Usernames of the people you ask to review, separated by commas: holders of approve or "
+        "security approve for the environment, neither you nor a contributor. Anyone eligible may still approve.")
     emergency_reason = forms.CharField(required=False, max_length=4000, label="Why it cannot wait",
                                        widget=forms.Textarea(attrs={"rows": 2}),
                                        help_text="Required of an emergency change.")
 
-    field_order = ["title", "artifact", "description", "ticket_url", "source_url", "contributors"]
+    field_order = ["title", "artifact", "description", "ticket_url", "source_url", "contributors",
+                   "requested_reviewers"]
+    PEOPLE_FIELDS = ("contributors", "requested_reviewers")
 
     def clean_contributors(self):
         return _contributor_names(self.cleaned_data.get("contributors", ""))
 
+    def clean_requested_reviewers(self):
+        return _contributor_names(self.cleaned_data.get("requested_reviewers", ""))
+
     @classmethod
     def initial_for(cls, cr: ChangeRequest) -> dict:
-        initial = {name: getattr(cr, name) for name in cls.base_fields if name != "contributors"}
-        initial["contributors"] = ", ".join(u.username for u in cr.contributors.all())
+        initial = {name: getattr(cr, name) for name in cls.base_fields if name not in cls.PEOPLE_FIELDS}
+        for name in cls.PEOPLE_FIELDS:
+            initial[name] = ", ".join(u.username for u in getattr(cr, name).all())
         return initial
 
 

@@ -16,7 +16,7 @@ from governance.controls.services import may_decide
 from governance.models import ControlChange, RoleAssignment
 from governance.selectors import assignments_visible_to, duty_assignments, effective_duties
 from releases import selectors, states
-from releases.models import Approval
+from releases.models import Approval, ChangeRequest
 from releases.policy import evaluate
 
 ROWS = 25
@@ -53,6 +53,19 @@ def _retry_queue(user, at: datetime) -> list:
     return [cr for cr in candidates if evaluate(contexts[cr.pk], "retry", at).allowed]
 
 
+def _reviews(user, at: datetime) -> list:
+    """Reviews ``user`` may do now, those the author asked of them first ("asked of you", marked
+    ``asked_of_you``), then the rest in submission order. Asking changes the order, never who may
+    review: both come from ``change_requests_awaiting_review``."""
+    awaiting = selectors.change_requests_awaiting_review(user, at=at)
+    asked_of_user = Exists(ChangeRequest.requested_reviewers.through.objects.filter(
+        changerequest_id=OuterRef("pk"), user_id=user.pk))
+    asked = list(awaiting.filter(asked_of_user)[:ROWS])
+    for cr in asked:
+        cr.asked_of_you = True
+    return asked + list(awaiting.exclude(pk__in=[cr.pk for cr in asked])[:ROWS - len(asked)])
+
+
 def _grants_to_approve(user, at: datetime):
     """Pending privileged grants ``user`` may approve (G4, ``governance.services.grants.
     may_approve_grant`` in SQL): neither requester nor grantee; an administrator, a manager of the
@@ -76,7 +89,7 @@ def waiting_on(user, *, at: datetime | None = None) -> Inbox:
         return Inbox()
     held = {duty for duty, _, _ in effective_duties(user, at=at)}
     inbox = Inbox(
-        reviews=list(selectors.change_requests_awaiting_review(user, at=at)[:ROWS]),
+        reviews=_reviews(user, at),
         deployments=[cr for cr, decision in selectors.deploy_queue(user, at=at, limit=ROWS) if decision.allowed],
         mine=list(selectors.change_requests_opened_by(user, at=at).filter(state__in=states.AUTHOR_TO_ACT)[:ROWS]),
         pir_due=list(selectors.change_requests_awaiting_pir(user, at=at)[:ROWS]),

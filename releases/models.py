@@ -115,6 +115,10 @@ class ChangeRequest(models.Model):
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT, db_index=True)
     author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="authored_changes")
     contributors = models.ManyToManyField(User, blank=True, related_name="contributed_changes")
+    requested_reviewers = models.ManyToManyField(
+        User, blank=True, related_name="review_requests",
+        help_text="Whom the author asks to review (issue 18): a request, not a rule; anyone eligible may approve.",
+    )
     ticket_url = models.URLField(blank=True, max_length=500)
     # The rest of a change form (ServiceNow's change request): what the reviewer reads besides the
     # description. Editing any of it under review is a new revision (C3).

@@ -98,6 +98,7 @@ def with_details(queryset: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
     """What a change request's representation and the policy need, in a fixed number of queries."""
     return queryset.select_related("team", "environment", "author", "pir_by").prefetch_related(
         "contributors",
+        "requested_reviewers",
         _contributor_history(),
         Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")),
     )

@@ -41,6 +41,9 @@ WINDOW_FIELDS = ("planned_start", "planned_end")  # the planned window, instants
 TEXT_FIELDS = ("title", "description", "artifact", "ticket_url", "emergency_reason", *FORM_TEXT_FIELDS)
 MULTILINE_FIELDS = ("description", "implementation_plan", "backout_plan", "risk_impact")  # kept as typed
 EDITABLE_FIELDS = (*TEXT_FIELDS, "contributors", *WINDOW_FIELDS)
+# Whom the author asks to review (issue 18): not what a reviewer reads, no new revision, no rule.
+REQUEST_FIELDS = ("requested_reviewers",)
+REVIEW_DUTIES = (duties.APPROVE, duties.SECURITY_APPROVE)
 HUMAN_CHANNELS = (Approval.Via.PORTAL, Approval.Via.API)
 
 
@@ -114,6 +117,36 @@ def _resolve_contributors(usernames, team: Team) -> list:
     return users
 
 
+def _resolve_requested_reviewers(usernames, *, environment: Environment, author_id: int,
+                                 contributor_ids, at: datetime) -> list:
+    """The people the author asks to review: active holders of approve or security approve for the
+    environment, never the author nor anyone listed as a contributor of any revision. Asking gives
+    no power (C2 decides who may approve); a username nobody has and one who may not review get
+    the same answer, so the field tells nothing about which accounts exist."""
+    usernames = list(dict.fromkeys(usernames or []))
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames, is_active=True)}
+    messages, chosen = [], []
+    if any(u.pk == author_id for u in users.values()):
+        messages.append("You cannot ask yourself to review your own change.")
+    contributors = sorted(name for name, u in users.items() if u.pk in contributor_ids and u.pk != author_id)
+    if contributors:
+        messages.append(f"A contributor cannot review this change: {', '.join(contributors)}.")
+    ineligible = []
+    for name in usernames:
+        user = users.get(name)
+        if user is not None and (user.pk == author_id or user.pk in contributor_ids):
+            continue
+        if user is not None and any(has_duty(user, duty, environment=environment, at=at) for duty in REVIEW_DUTIES):
+            chosen.append(user)
+        else:
+            ineligible.append(name)
+    if ineligible:
+        messages.append(f"Not a reviewer for {environment.slug}: {', '.join(sorted(ineligible))}.")
+    if messages:
+        raise ValidationError({"requested_reviewers": messages})
+    return chosen
+
+
 def _record_contributors(cr: ChangeRequest, users, at: datetime) -> None:
     """Add ``users`` to the contributor history of the change's current revision (kept forever)."""
     RevisionContributor.objects.bulk_create(
@@ -182,6 +215,7 @@ def change_request_create(
     source_url: str = "",
     planned_start: datetime | None = None,
     planned_end: datetime | None = None,
+    requested_reviewers=(),
     at: datetime | None = None,
 ) -> ChangeRequest:
     """C1: open a draft. The creator is the author; CI may list the commit authors (members of the
@@ -199,6 +233,8 @@ def change_request_create(
     _validate_url("source_url", source_url)
     _validate_window(planned_start, planned_end)
     contributor_users = [u for u in _resolve_contributors(contributors, team) if u.pk != actor.pk]
+    asked = _resolve_requested_reviewers(requested_reviewers, environment=environment, author_id=actor.pk,
+                                         contributor_ids={u.pk for u in contributor_users}, at=at)
     cr = ChangeRequest.objects.create(
         title=title.strip(),
         description=description or "",
@@ -220,12 +256,14 @@ def change_request_create(
         created_at=at,
     )
     cr.contributors.set(contributor_users)
+    cr.requested_reviewers.set(asked)
     _record_contributors(cr, contributor_users, at)
     governance_services.duties_used(actor=actor, environment=environment, duty_codes=[duties.SUBMIT], at=at)
     _record(
         "change_request.created", cr, actor=actor, at=at, from_state="",
         title=cr.title, change_type=cr.change_type, risk=cr.risk,
         contributors=sorted(u.username for u in contributor_users),
+        requested_reviewers=sorted(u.username for u in asked),
         **({"emergency_reason": cr.emergency_reason} if cr.is_emergency else {}),
     )
     return cr
@@ -310,7 +348,7 @@ def change_request_update(
     revision: earlier approvals turn stale and it returns to pending (C3). The audit event carries
     each changed value before and after."""
     at = at or timezone.now()
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    unknown = set(changes) - set(EDITABLE_FIELDS) - set(REQUEST_FIELDS)
     if unknown:
         raise ValidationError({f: ["This field cannot be changed."] for f in sorted(unknown)})
     cr = change_request_for_decision(change_request.pk, lock=True)
@@ -333,6 +371,14 @@ def change_request_update(
         listed = [u for u in _resolve_contributors(changes["contributors"], cr.team) if u.pk != cr.author_id]
         if {u.pk for u in listed} != {u.pk for u in current_contributors}:
             new_contributors = listed
+    current_asked = list(cr.requested_reviewers.all())
+    new_asked = None
+    if "requested_reviewers" in changes:
+        barred = ever_contributor_ids(cr) | {u.pk for u in (new_contributors or current_contributors)}
+        asked = _resolve_requested_reviewers(changes["requested_reviewers"], environment=cr.environment,
+                                             author_id=cr.author_id, contributor_ids=barred, at=at)
+        if {u.pk for u in asked} != {u.pk for u in current_asked}:
+            new_asked = asked
     edited = bool(fields) or new_contributors is not None
     new_revision = edited and states.allows("new_revision", cr.state)
     _require_transition("new_revision" if new_revision else "edit", cr)
@@ -356,6 +402,8 @@ def change_request_update(
     contributors = current_contributors if new_contributors is None else new_contributors
     if new_contributors is not None:
         cr.contributors.set(new_contributors)
+    if new_asked is not None:
+        cr.requested_reviewers.set(new_asked)
     if new_contributors is not None or new_revision:
         _record_contributors(cr, contributors, at)  # every revision keeps who it listed
     if new_revision and states.is_pending(cr.state):
@@ -369,6 +417,7 @@ def change_request_update(
         "change_request.revised" if new_revision else "change_request.updated",
         cr, actor=actor, at=at, from_state=from_state, changed=changed,
         changes={name: {"before": before[name], "after": after[name]} for name in changed},
+        requested_reviewers=sorted(u.username for u in (current_asked if new_asked is None else new_asked)),
     )
     return cr
 

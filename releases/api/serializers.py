@@ -54,6 +54,10 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
     author = serializers.SlugRelatedField(read_only=True, slug_field="username")
     contributors = serializers.SlugRelatedField(many=True, read_only=True, slug_field="username")
+    requested_reviewers = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="username",
+        help_text="Whom the author asked to review: a request, not a rule; anyone eligible may approve.",
+    )
     approvals = ApprovalSerializer(many=True, read_only=True, help_text="Every decision, stale ones included.")
     pir_by = serializers.SlugRelatedField(
         read_only=True, allow_null=True, slug_field="username", help_text="Null until the review is done (C10)."
@@ -65,7 +69,7 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
         model = ChangeRequest
         fields = [
             "id", "title", "description", "team", "environment", "change_type", "risk", "emergency_reason", "artifact",
-            "revision", "state", "author", "contributors", "ticket_url", *CHANGE_FORM_FIELDS, "approvals",
+            "revision", "state", "author", "contributors", "requested_reviewers", "ticket_url", *CHANGE_FORM_FIELDS, "approvals",
             "created_at", "submitted_at",
             "approved_at", "deployed_at", "closed_at", "close_reason", "pir_due_at", "pir_by", "pir_at",
         ]
@@ -155,6 +159,13 @@ class Usernames(serializers.ListField):
             ) from None
 
 
+REQUESTED_REVIEWERS_HELP = (
+    "Usernames of the people asked to review: holders of approve or security_approve for the environment, "
+    "neither the author nor a contributor of any revision. A request, not a rule: it starts no new revision "
+    "and anyone eligible may still approve."
+)
+
+
 class ChangeRequestCreateSerializer(ChangeFormFields):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
@@ -175,6 +186,9 @@ class ChangeRequestCreateSerializer(ChangeFormFields):
         required=False, default=list,
         help_text="Usernames of the commit authors, active members of the team; none of them may approve (C2).",
     )
+    requested_reviewers = Usernames(
+        required=False, default=list, help_text=REQUESTED_REVIEWERS_HELP,
+    )
     ticket_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
     emergency_reason = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Required for an emergency change: why it cannot wait."
@@ -188,6 +202,7 @@ class ChangeRequestUpdateSerializer(ChangeFormFields):
     description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     artifact = serializers.CharField(required=False, max_length=255)
     contributors = Usernames(required=False)
+    requested_reviewers = Usernames(required=False, help_text=REQUESTED_REVIEWERS_HELP)
     ticket_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     emergency_reason = serializers.CharField(required=False, allow_blank=True)
 

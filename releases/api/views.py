@@ -111,7 +111,8 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
         summary="Edit a draft or pending change request",
         description="Only the author. On a pending or approved request any change of what reviewers read (title, "
         "description, ticket, artifact, contributors, emergency reason) is a new revision: earlier approvals "
-        "turn stale and it returns to pending (C3).",
+        "turn stale and it returns to pending (C3). `requested_reviewers` (whom the author asks to review) is not "
+        "what reviewers read: changing it starts no new revision and gives nobody a power.",
         request=ChangeRequestUpdateSerializer,
         responses={200: ChangeRequestSerializer, **REFUSALS},
     )

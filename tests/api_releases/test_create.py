@@ -21,7 +21,7 @@ def test_a_developer_opens_a_draft(demo, api_as):
     assert body == {
         "id": change.pk, "title": "Retry refunds", "description": "Idempotent retries.", "team": "payments",
         "environment": "staging", "change_type": "emergency", "risk": "high",
-        "emergency_reason": "Refunds fail for every card since 09:12.", "artifact": "refunds:2.0.1", "revision": 1, "state": "draft", "author": "dev", "contributors": ["dev2"],
+        "emergency_reason": "Refunds fail for every card since 09:12.", "artifact": "refunds:2.0.1", "revision": 1, "state": "draft", "author": "dev", "contributors": ["dev2"], "requested_reviewers": [],
         "ticket_url": "https://tickets.example.com/PAY-9", "implementation_plan": "", "backout_plan": "",
         "risk_impact": "", "planned_start": None, "planned_end": None, "affected_service": "", "source_url": "",
         "approvals": [], "created_at": body["created_at"],

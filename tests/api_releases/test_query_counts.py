@@ -52,7 +52,7 @@ def test_listing_change_requests_costs_the_same_for_5_or_40(demo, api_as):
 
     assert client.get(CHANGES, {"limit": 1000}).json()["count"] == 9 + 40  # the demo has 9
     assert large == small
-    assert max(small.values()) <= 8, small
+    assert max(small.values()) <= 9, small  # 9: the requested reviewers are one prefetch more (issue 18)
 
 
 def test_listing_deployments_costs_the_same_for_4_or_14(demo, api_as):
