@@ -65,6 +65,12 @@ NOT_OUR_SCHEMA = {
     ("POST", "/api/v1/integrations/github/webhook"): "GitHub's own payload, signed as sent: every field is GitHub's",
     ("POST", "/api/v1/integrations/gitlab/webhook"): "GitLab's own payload: every field is GitLab's",
 }
+# Write operations no matrix body can get through (the test above needs one that does), tested with
+# a body that does, beside the endpoint's other tests.
+TESTED_BESIDE = {
+    ("POST", "/api/v1/audit/cosignatures/"): "a note a seal signed, cosigned by a registered witness: "
+    "tests/audit_api/test_checkpoints.py::test_an_unknown_field_beside_a_good_cosignature_is_refused_and_nothing_is_stored",
+}
 
 
 def test_every_write_operation_of_the_schema_is_enumerated(world, db):
@@ -72,7 +78,7 @@ def test_every_write_operation_of_the_schema_is_enumerated(world, db):
     operations = {(method.upper(), _operation(path)) for path, item in schema["paths"].items()
                   for method in item if method.upper() in WRITE_METHODS}
     enumerated = {(param.values[0].method, _operation(param.values[0].url)) for param in WRITABLE}
-    assert operations and sorted(operations - enumerated - set(NOT_OUR_SCHEMA)) == []
+    assert operations and sorted(operations - enumerated - set(NOT_OUR_SCHEMA) - set(TESTED_BESIDE)) == []
 
 
 def test_a_misspelt_expiry_no_longer_makes_a_grant_without_one(world, db):

@@ -123,6 +123,20 @@ def test_forged_unknown_replayed_and_never_issued_cosignatures_are_refused(demo,
     _refused(client, witness.cosign(third.checkpoint), 403, "unknown_witness")
 
 
+def test_an_unknown_field_beside_a_good_cosignature_is_refused_and_nothing_is_stored(demo, api_as, sealed):
+    """The unknown-field rule (tests/api/test_unknown_fields.py) for the one write whose matrix body
+    cannot pass: a cosignature needs a note a seal signed and a registered witness's signature."""
+    witness = new_witness()
+    register(demo, witness)
+    client = api_as(demo.auditor)
+    note = witness.cosign(sealed.checkpoint)
+    events = AuditEvent.objects.count()
+    response = client.post(COSIGN, {"checkpoint": note, "unexpected_field": "ignored?"}, format="json")
+    assert response.status_code == 400 and response.json() == {"unexpected_field": ["Unknown field."]}
+    assert not Cosignature.objects.exists() and AuditEvent.objects.count() == events
+    assert client.post(COSIGN, {"checkpoint": note}, format="json").status_code == 201
+
+
 def test_unknown_fields_and_unknown_sizes(demo, api_as, sealed):
     client = api_as(demo.auditor)
     assert client.post(COSIGN, {"checkpoint": sealed.checkpoint, "extra": 1}, format="json").status_code == 400
