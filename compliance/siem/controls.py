@@ -21,6 +21,7 @@ from governance.controls.registry import (
     changed,
     register,
     switched_off,
+    text_changed,
 )
 
 LOOPBACK_NAMES = {"localhost"}
@@ -93,12 +94,6 @@ def _narrowed_actions(before: dict, after: dict) -> list[Weakening]:
     return []
 
 
-def _ca_changed(before: dict, after: dict) -> list[Weakening]:
-    if (before.get("ca_certificate") or "").strip() != (after.get("ca_certificate") or "").strip():
-        return [Weakening("ca_certificate", "the CA certificates the receiver is checked against changed")]
-    return []
-
-
 SIEM_SINK = register(ControlKind(
     key="compliance.siemsink",
     label="SIEM sink",
@@ -115,7 +110,7 @@ SIEM_SINK = register(ControlKind(
         changed("format", "format (the SIEM's parsers and detections read it)"),
         changed("token", "collector token"),
         changed("secret", "batch signing secret"),
-        _ca_changed,
+        text_changed("ca_certificate", "the CA certificates the receiver is checked against"),
         _narrowed_actions,
     ),
     clean=_clean,

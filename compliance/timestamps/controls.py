@@ -19,6 +19,7 @@ from governance.controls.registry import (
     changed,
     register,
     switched_off,
+    text_changed,
 )
 
 STRENGTH = {TimestampAuthority.HashAlgorithm.SHA256: 0, TimestampAuthority.HashAlgorithm.SHA512: 1}
@@ -46,12 +47,6 @@ def _weaker_digest(before: dict, after: dict) -> list[Weakening]:
     return []
 
 
-def _certificate_changed(before: dict, after: dict) -> list[Weakening]:
-    if (before.get("certificate") or "").strip() != (after.get("certificate") or "").strip():
-        return [Weakening("certificate", "the certificates tokens are checked against changed")]
-    return []
-
-
 TIMESTAMP_AUTHORITY = register(ControlKind(
     key="audit.timestampauthority",
     label="timestamp authority",
@@ -63,7 +58,7 @@ TIMESTAMP_AUTHORITY = register(ControlKind(
     weakens=all_of(
         switched_off("is_active", "the authority (seals are no longer timestamped by it)"),
         changed("url", "URL"),
-        _certificate_changed,
+        text_changed("certificate", "the certificates tokens are checked against"),
         _weaker_digest,
     ),
     clean=_clean,

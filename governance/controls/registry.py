@@ -294,6 +294,18 @@ def changed(name: str, what: str) -> Callable[[dict, dict], list[Weakening]]:
     return check
 
 
+def text_changed(name: str, what: str) -> Callable[[dict, dict], list[Weakening]]:
+    """A long text (certificates, PEM) whose every change may weaken the control, compared without
+    surrounding whitespace and named without its value."""
+
+    def check(before: dict, after: dict) -> list[Weakening]:
+        if (before.get(name) or "").strip() != (after.get(name) or "").strip():
+            return [Weakening(name, f"{what} changed")]
+        return []
+
+    return check
+
+
 def removed_items(name: str, what: str) -> Callable[[dict, dict], list[Weakening]]:
     """A list that must not lose members (a freeze window's environments)."""
 
