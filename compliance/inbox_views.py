@@ -7,7 +7,6 @@ inbox's own (``releases.views_inbox.inbox_page``), with the refusal at the top.
 Alerts are read by holders of view_audit or security_approve (RULES.md V3): anyone else gets 404."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -15,11 +14,10 @@ from django.views.decorators.http import require_POST
 
 from audit.models import Alert
 from compliance import alerts as services
-from core.errors import Refused
 from governance import duties
 from governance.selectors import has_duty
 from releases.views import Refusal
-from releases.views_inbox import alert_form, field_reasons, inbox_page
+from releases.views_inbox import alert_form, decided_or_refused, field_reasons, inbox_page
 
 
 def _reads_alerts(user) -> bool:
@@ -38,15 +36,9 @@ def alert_resolve(request, pk: int):
     if not form.is_valid():
         return inbox_page(request, refusal=Refusal(title, field_reasons(form), 400), failed=("alert", alert.pk, form),
                           status=400)
-    try:
-        services.alert_resolve(actor=user, alert=alert, resolution=form.cleaned_data["resolution"], at=at)
-    except Refused as refused:
-        return inbox_page(request, refusal=Refusal(title, refused.reasons, refused.status_code),
-                          failed=("alert", alert.pk, form), status=refused.status_code)
-    except ValidationError as error:
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-        return inbox_page(request, refusal=Refusal(title, field_reasons(form), 400), failed=("alert", alert.pk, form),
-                          status=400)
+    refused = decided_or_refused(request, title, ("alert", alert.pk, form), lambda: services.alert_resolve(
+        actor=user, alert=alert, resolution=form.cleaned_data["resolution"], at=at))
+    if refused is not None:
+        return refused
     messages.success(request, f"You resolved the alert “{alert.subject}”.")
     return redirect("releases:inbox")

@@ -80,6 +80,22 @@ def inbox_page(request, *, refusal: Refusal | None = None, failed: tuple | None 
     return render(request, "releases/inbox.html", context, status=status)
 
 
+def decided_or_refused(request, title: str, failed: tuple, decide):
+    """Run ``decide()``; None when it went through, else the inbox re-rendered with its refusal at the
+    top (a rule's reasons and status, or the model's field errors on the form that failed, 400)."""
+    form = failed[2]
+    try:
+        decide()
+    except Refused as refused:
+        return inbox_page(request, refusal=Refusal(title, refused.reasons, refused.status_code), failed=failed,
+                          status=refused.status_code)
+    except ValidationError as error:
+        for field, errors in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return inbox_page(request, refusal=Refusal(title, field_reasons(form), 400), failed=failed, status=400)
+    return None
+
+
 @login_required
 @require_POST
 def grant_decide(request, pk: int):
@@ -94,19 +110,14 @@ def grant_decide(request, pk: int):
         return inbox_page(request, refusal=Refusal(title, field_reasons(form), 400), failed=("grant", grant.pk, form),
                           status=400)
     decision = form.cleaned_data["decision"]
-    try:
-        if decision == APPROVE:
-            governance.role_assignment_approve(actor=user, assignment=grant, at=at)
-        else:
-            governance.role_assignment_reject(actor=user, assignment=grant, reason=form.cleaned_data["reason"], at=at)
-    except Refused as refused:
-        return inbox_page(request, refusal=Refusal(title, refused.reasons, refused.status_code),
-                          failed=("grant", grant.pk, form), status=refused.status_code)
-    except ValidationError as error:
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-        return inbox_page(request, refusal=Refusal(title, field_reasons(form), 400), failed=("grant", grant.pk, form),
-                          status=400)
+    if decision == APPROVE:
+        refused = decided_or_refused(request, title, ("grant", grant.pk, form), lambda: governance.role_assignment_approve(
+            actor=user, assignment=grant, at=at))
+    else:
+        refused = decided_or_refused(request, title, ("grant", grant.pk, form), lambda: governance.role_assignment_reject(
+            actor=user, assignment=grant, reason=form.cleaned_data["reason"], at=at))
+    if refused is not None:
+        return refused
     if decision == APPROVE:
         messages.success(request, f"You approved {describe_grant(grant)}; it is in force now.")
     else:
