@@ -11,7 +11,7 @@ matrix. None may answer 500; what a page answers otherwise is the matrix's busin
 The grants are written as rows (and synced to guardian, as the services would): the point is
 that reading any state the table can hold is safe, not that the services produce it. Each
 example runs in a savepoint of the module's world (``matrix.build_world``, built once): no
-reseeding, so CI's PostgreSQL pass affords ``GRANT_COMBINATION_EXAMPLES`` examples (default 200
+reseeding, so CI's PostgreSQL pass affords ``GRANT_COMBINATION_EXAMPLES`` examples (default 100
 there, 25 on SQLite, where the suite's other passes already cover these pages once).
 """
 import os
@@ -33,7 +33,7 @@ from tests.security import matrix
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
 ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-EXAMPLES = int(os.environ.get("GRANT_COMBINATION_EXAMPLES", "200" if ON_POSTGRES else "25"))
+EXAMPLES = int(os.environ.get("GRANT_COMBINATION_EXAMPLES", "100" if ON_POSTGRES else "25"))
 
 PERSONAS = [p for p in matrix.PERSONAS if p != "anonymous"]
 ROLES = ["developer", "reviewer", "security", "operations", "manager", "compliance"]
