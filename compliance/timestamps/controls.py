@@ -14,9 +14,9 @@ from governance.controls.registry import (
     ADMINISTRATORS,
     EVERYWHERE,
     ControlKind,
-    Weakening,
     all_of,
     changed,
+    fewer,
     register,
     switched_off,
     text_changed,
@@ -39,14 +39,6 @@ def _clean(authority: TimestampAuthority, deferred: dict, at) -> None:
                                                "(-----BEGIN CERTIFICATE-----)."]}) from None
 
 
-def _weaker_digest(before: dict, after: dict) -> list[Weakening]:
-    old, new = STRENGTH.get(before.get("hash_algorithm"), 0), STRENGTH.get(after.get("hash_algorithm"), 0)
-    if new < old:
-        return [Weakening("hash_algorithm", f"digest weakened from {before.get('hash_algorithm')} to "
-                                            f"{after.get('hash_algorithm')}")]
-    return []
-
-
 TIMESTAMP_AUTHORITY = register(ControlKind(
     key="audit.timestampauthority",
     label="timestamp authority",
@@ -59,7 +51,7 @@ TIMESTAMP_AUTHORITY = register(ControlKind(
         switched_off("is_active", "the authority (seals are no longer timestamped by it)"),
         changed("url", "URL"),
         text_changed("certificate", "the certificates tokens are checked against"),
-        _weaker_digest,
+        fewer("hash_algorithm", "digest weakened", rank=STRENGTH),
     ),
     clean=_clean,
     describe=lambda authority: authority.name,

@@ -20,6 +20,7 @@ from governance.controls.registry import (
     added_items,
     all_of,
     changed,
+    fewer,
     register,
     switched_off,
     switched_on,
@@ -51,13 +52,6 @@ def _resync_all_environment_holders(environment, before, after, at) -> None:
             sync_permissions(user, at=at)
 
 
-def _tier_lowered(before: dict, after: dict) -> list[Weakening]:
-    old, new = before.get("tier"), after.get("tier")
-    if old in TIER_RANK and new in TIER_RANK and TIER_RANK[new] < TIER_RANK[old]:
-        return [Weakening("tier", f"tier lowered from {old} to {new}")]
-    return []
-
-
 ENVIRONMENT = register(ControlKind(
     key="governance.environment",
     label="environment",
@@ -65,7 +59,7 @@ ENVIRONMENT = register(ControlKind(
     fields=("name", "slug", "tier", "order", "time_zone"),
     scope=_everywhere,
     authority=ADMINISTRATORS,
-    weakens=all_of(_tier_lowered, changed("time_zone", "time zone (deploy windows move with it)")),
+    weakens=all_of(fewer("tier", "tier lowered", rank=TIER_RANK), changed("time_zone", "time zone (deploy windows move with it)")),
     clean=lambda env, deferred, at: _valid_time_zone(env),
     after_apply=_resync_all_environment_holders,
     describe=lambda env: env.slug,

@@ -234,11 +234,16 @@ def kinds() -> list[ControlKind]:
 # --- Comparators the kinds share ------------------------------------------------------------------
 
 
-def fewer(name: str, what: str) -> Callable[[dict, dict], list[Weakening]]:
-    """A number that must not go down (approvals required, security approvals, …)."""
+def fewer(name: str, what: str, *, rank: dict | None = None) -> Callable[[dict, dict], list[Weakening]]:
+    """A number that must not go down (approvals required, security approvals, …); with ``rank``, a
+    choice that must not go down that ranking (an environment's tier, a digest's strength)."""
 
     def check(before: dict, after: dict) -> list[Weakening]:
         old, new = before.get(name), after.get(name)
+        if rank is not None:
+            if old in rank and new in rank and rank[new] < rank[old]:
+                return [Weakening(name, f"{what} from {old} to {new}")]
+            return []
         if old is not None and new is not None and new < old:
             return [Weakening(name, f"{what} from {old} to {new}")]
         return []
