@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from governance.models import Environment
+from integrations import payloads
 from integrations.models import ReportedDeployment, WebhookDelivery
 from integrations.webhooks import GITHUB
 
@@ -24,14 +25,6 @@ GITLAB_EVENT = "Deployment Hook"
 COMMIT_URL = re.compile(r"/commit/(?P<sha>[0-9a-f]{7,64})/?$")
 # GitLab writes ``2021-04-28 21:50:00 +0200`` (its documented example); GitHub ISO 8601.
 GITLAB_TIME = "%Y-%m-%d %H:%M:%S %z"
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
 
 
 def platform_time(value, fallback: datetime) -> datetime:
@@ -51,25 +44,25 @@ def environment_named(name: str) -> Environment | None:
 
 def _github(delivery: WebhookDelivery) -> dict | None:
     payload = delivery.payload
-    deployment = _dict(payload.get("deployment"))
+    deployment = payloads.obj(payload.get("deployment"))
     if not isinstance(deployment.get("id"), int):
         return None
-    status = _dict(payload.get("deployment_status"))
-    sent = _dict(deployment.get("payload"))  # free-form, set by the workflow: may name the artifact
+    status = payloads.obj(payload.get("deployment_status"))
+    sent = payloads.obj(deployment.get("payload"))  # free-form, set by the workflow: may name the artifact
     facts = {
         "external_id": str(deployment["id"]),
-        "environment_name": _text(deployment.get("environment"), 255),
+        "environment_name": payloads.text(deployment.get("environment"), 255),
         "platform_production": deployment.get("production_environment") is True,
-        "commit_sha": _text(deployment.get("sha"), 64).lower(),
-        "artifact": _text(sent.get("artifact"), 255),
-        "deployer_login": _text(_dict(deployment.get("creator")).get("login"), 255),
-        "url": _text(deployment.get("url"), 500),
+        "commit_sha": payloads.text(deployment.get("sha"), 64).lower(),
+        "artifact": payloads.text(sent.get("artifact"), 255),
+        "deployer_login": payloads.text(payloads.obj(deployment.get("creator")).get("login"), 255),
+        "url": payloads.text(deployment.get("url"), 500),
         "reported_at": platform_time(deployment.get("created_at"), delivery.received_at),
     }
     if delivery.event == "deployment_status" and status:
-        facts["status"] = _text(status.get("state"), 32)
+        facts["status"] = payloads.text(status.get("state"), 32)
         facts["status_at"] = platform_time(status.get("created_at"), delivery.received_at)
-        facts["url"] = _text(status.get("target_url") or status.get("log_url"), 500) or facts["url"]
+        facts["url"] = payloads.text(status.get("target_url") or status.get("log_url"), 500) or facts["url"]
     else:
         facts["status"] = "created"
         facts["status_at"] = facts["reported_at"]
@@ -80,18 +73,18 @@ def _gitlab(delivery: WebhookDelivery) -> dict | None:
     payload = delivery.payload
     if not isinstance(payload.get("deployment_id"), int):
         return None
-    found = COMMIT_URL.search(_text(payload.get("commit_url"), 1000))
+    found = COMMIT_URL.search(payloads.text(payload.get("commit_url"), 1000))
     at = platform_time(payload.get("status_changed_at"), delivery.received_at)
     return {
         "external_id": str(payload["deployment_id"]),
-        "environment_name": _text(payload.get("environment"), 255),
+        "environment_name": payloads.text(payload.get("environment"), 255),
         "platform_production": payload.get("environment_tier") == "production",
-        "commit_sha": found["sha"] if found else _text(payload.get("short_sha"), 64).lower(),
+        "commit_sha": found["sha"] if found else payloads.text(payload.get("short_sha"), 64).lower(),
         "artifact": "",
-        "deployer_login": _text(_dict(payload.get("user")).get("username"), 255),
-        "url": _text(payload.get("deployable_url"), 500),
+        "deployer_login": payloads.text(payloads.obj(payload.get("user")).get("username"), 255),
+        "url": payloads.text(payload.get("deployable_url"), 500),
         "reported_at": at,
-        "status": _text(payload.get("status"), 32),
+        "status": payloads.text(payload.get("status"), 32),
         "status_at": at,
     }
 

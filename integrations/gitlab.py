@@ -26,7 +26,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Reason
-from integrations import reconciliation, sources
+from integrations import payloads, reconciliation, sources
 from integrations.models import GitLabDeploymentApproval, ReportedDeployment, WebhookDelivery
 from releases import policy, selectors
 from releases.models import ChangeRequest
@@ -37,10 +37,6 @@ A = GitLabDeploymentApproval.Status
 TIMEOUT = 10
 
 
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
 def waiting(reported: ReportedDeployment, delivery: WebhookDelivery) -> GitLabDeploymentApproval | None:
     """A blocked GitLab deployment: remember it and queue its evaluation (in the delivery's
     transaction). Other statuses end the wait."""
@@ -49,10 +45,10 @@ def waiting(reported: ReportedDeployment, delivery: WebhookDelivery) -> GitLabDe
     if reported.status != BLOCKED:
         GitLabDeploymentApproval.objects.filter(reported_deployment=reported, waiting=True).update(waiting=False)
         return None
-    project = _dict(delivery.payload.get("project")).get("id")
+    project = payloads.obj(delivery.payload.get("project")).get("id")
     if not isinstance(project, int):
         return None
-    user = _dict(delivery.payload.get("user"))
+    user = payloads.obj(delivery.payload.get("user"))
     approval, _ = GitLabDeploymentApproval.objects.update_or_create(
         reported_deployment=reported,
         defaults={"project_id": project, "deployment_id": int(reported.external_id), "waiting": True,

@@ -35,7 +35,7 @@ from audit import outbox
 from audit.alerts import raise_alert
 from core.errors import Reason
 from governance.models import Environment
-from integrations import github_app
+from integrations import github_app, payloads
 from integrations.models import LearntContributor, PlatformAccount, ProtectionRequest, SourceLink, WebhookDelivery
 from releases import policy, states
 from releases.models import ChangeRequest
@@ -52,10 +52,6 @@ def _now():
     return timezone.now()
 
 
-def _text(value, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
 def requested(delivery: WebhookDelivery) -> ProtectionRequest | None:
     """Store what a ``deployment_protection_rule`` delivery asks and queue its answer (once per
     delivery). None for another action, or for a delivery that names no callback."""
@@ -65,17 +61,17 @@ def requested(delivery: WebhookDelivery) -> ProtectionRequest | None:
     existing = ProtectionRequest.objects.filter(delivery=delivery).first()
     if existing is not None:
         return existing
-    name = _text(payload.get("environment"), 255)
-    installation = payload.get("installation") if isinstance(payload.get("installation"), dict) else {}
-    sender = payload.get("sender") if isinstance(payload.get("sender"), dict) else {}
+    name = payloads.text(payload.get("environment"), 255)
+    installation = payloads.obj(payload.get("installation"))
+    sender = payloads.obj(payload.get("sender"))
     at = timezone.now()
     request = ProtectionRequest.objects.create(
         delivery=delivery, repository=delivery.repository, environment_name=name,
         environment=Environment.objects.filter(Q(slug__iexact=name) | Q(name__iexact=name)).first() if name else None,
-        sha=_text(payload.get("sha"), 64).lower(), ref=_text(payload.get("ref"), 255),
+        sha=payloads.text(payload.get("sha"), 64).lower(), ref=payloads.text(payload.get("ref"), 255),
         callback_url=payload["deployment_callback_url"][:1000],
         installation_id=installation.get("id") if isinstance(installation.get("id"), int) else None,
-        actor_login=_text(sender.get("login"), 100), created_at=at, updated_at=at,
+        actor_login=payloads.text(sender.get("login"), 100), created_at=at, updated_at=at,
     )
     outbox.enqueue(TOPIC, {"request": request.pk}, at=at)
     return request

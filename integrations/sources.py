@@ -20,7 +20,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Denied, Reason
-from integrations import deployments, gitlab, protection
+from integrations import deployments, gitlab, payloads, protection
 from integrations.models import LearntContributor, LinkedRepository, PlatformAccount, SourceLink, WebhookDelivery
 from integrations.webhooks import GITHUB, TOPIC
 from releases import services as release_services
@@ -44,13 +44,9 @@ def co_authors(message: str) -> list[tuple[str, str]]:
     return [(m["name"].strip(), m["email"].strip()) for m in CO_AUTHORED_BY.finditer(message or "")]
 
 
-def _person(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
 def _github_commit(commit: dict) -> list[Identity]:
     sha, found = str(commit.get("id", ""))[:64], []
-    author, committer = _person(commit.get("author")), _person(commit.get("committer"))
+    author, committer = payloads.obj(commit.get("author")), payloads.obj(commit.get("committer"))
     found.append(Identity(S.COMMIT_AUTHOR, author.get("name", ""), author.get("email", ""), author.get("username", ""), sha))
     if committer:
         found.append(Identity(S.COMMITTER, committer.get("name", ""), committer.get("email", ""),
@@ -60,7 +56,7 @@ def _github_commit(commit: dict) -> list[Identity]:
 
 
 def _gitlab_commit(commit: dict) -> list[Identity]:
-    sha, author = str(commit.get("id", ""))[:64], _person(commit.get("author"))
+    sha, author = str(commit.get("id", ""))[:64], payloads.obj(commit.get("author"))
     found = [Identity(S.COMMIT_AUTHOR, author.get("name", ""), author.get("email", ""), "", sha)]
     found += [Identity(S.CO_AUTHOR, name, email, "", sha) for name, email in co_authors(commit.get("message", ""))]
     return found
@@ -86,16 +82,16 @@ def read(delivery: WebhookDelivery) -> Reading:
     if delivery.platform == GITHUB:
         if event == "push":
             commits = [c for c in payload.get("commits") or [] if isinstance(c, dict)]
-            pusher = _person(payload.get("pusher"))
-            sender = _person(payload.get("sender"))
+            pusher = payloads.obj(payload.get("pusher"))
+            sender = payloads.obj(payload.get("sender"))
             people = [i for c in commits for i in _github_commit(c)]
             if commits:  # a push of nothing (a tag, a deleted branch) contributes no code
                 people.append(Identity(S.PUSHER, pusher.get("name", ""), pusher.get("email") or "",
                                        sender.get("login", "") or pusher.get("name", "")))
             return Reading(tuple(people), tuple(str(c.get("id", "")) for c in commits), _branch(payload.get("ref")))
         if event == "pull_request":
-            pr = _person(payload.get("pull_request"))
-            user, head = _person(pr.get("user")), _person(pr.get("head"))
+            pr = payloads.obj(payload.get("pull_request"))
+            user, head = payloads.obj(pr.get("user")), payloads.obj(pr.get("head"))
             number = pr.get("number") if isinstance(pr.get("number"), int) else None
             return Reading((Identity(S.PR_AUTHOR, "", "", user.get("login", "")),), (), "", number, head.get("ref", ""))
         return Reading()  # reviews and other events: stored, nobody learnt (a reviewer is not a contributor)
@@ -107,8 +103,8 @@ def read(delivery: WebhookDelivery) -> Reading:
                                    payload.get("user_username", "")))
         return Reading(tuple(people), tuple(str(c.get("id", "")) for c in commits), _branch(payload.get("ref")))
     if event == "Merge Request Hook":
-        attributes, user = _person(payload.get("object_attributes")), _person(payload.get("user"))
-        last = _person(attributes.get("last_commit"))
+        attributes, user = payloads.obj(payload.get("object_attributes")), payloads.obj(payload.get("user"))
+        last = payloads.obj(attributes.get("last_commit"))
         iid = attributes.get("iid") if isinstance(attributes.get("iid"), int) else None
         people = []
         if attributes.get("action") == "open":
