@@ -21,7 +21,7 @@ from releases.models import (
     RevisionContributor,
     StandardChangeTemplate,
 )
-from releases import decisions
+from releases import decisions, reads
 from releases.policy import APPROVE_DUTIES, Decision, PolicyContext, evaluate
 
 
@@ -141,33 +141,23 @@ def templates_in_force(environment_ids, *, at: datetime) -> dict[int, tuple[Stan
     return {environment_id: tuple(templates) for environment_id, templates in found.items()}
 
 
-def for_gate(user, *, at: datetime) -> QuerySet[ChangeRequest]:
-    """The change requests ``user`` may see (V1), each with what ``releases.policy.evaluate`` reads
-    of it and of ``user`` at ``at`` in the change's own query: its environment and policy, whether
-    the user is in its team, whether a freeze window is in force on its environment. With the
-    approvals and everyone ever listed as a contributor (whom K4's floor needs as well as the
-    actor's own C2/C5 check), the gate reads one change in three queries after the caller's
-    grants, a fourth where the policy names a prior environment (issue 6) and a fifth for a
-    standard change's templates. Each EXISTS costs
-    about 0.3 ms of the ORM's time to build, about what a simple query of its own costs.
+def change_for_gate(user, pk: int, *, at: datetime) -> ChangeRequest | None:
+    """The change request ``pk`` if ``user`` may see it (V1), with what ``releases.policy.evaluate``
+    reads of it and of ``user`` at ``at``: its environment and policy, its approvals and
+    contributor history, whether the user is in its team and whether a freeze window is in force on
+    its environment. After the caller's grants (read once per request, also answering "sees every
+    change"), three statements built once (``releases.reads``, issue 21); a fourth where the policy
+    names a prior environment (issue 6) and a fifth for a standard change's templates.
 
-    V1 as ``change_requests_visible_to`` states it, for one change at a time: the team membership
-    is a correlated EXISTS here rather than a list of team ids read first."""
+    V1 as ``change_requests_visible_to`` states it, for one change: a member of its team, or a
+    holder of view_audit."""
     if not user.is_authenticated:
-        return ChangeRequest.objects.none()
-    queryset = (
-        ChangeRequest.objects.select_related("environment__approval_policy__require_prior_environment")
-        .prefetch_related("approvals", _contributor_history())
-        .annotate(
-            actor_in_team=Exists(Membership.objects.filter(user_id=user.pk, team_id=OuterRef("team_id"))),
-            in_freeze=Exists(
-                FreezeWindow.objects.filter(environments=OuterRef("environment_id"), starts_at__lte=at, ends_at__gt=at)
-            ),
-        )
-    )
-    if sees_all_changes(user, at=at):
-        return queryset
-    return queryset.filter(actor_in_team=True)
+        return None
+    sees_all = sees_all_changes(user, at=at)
+    cr = reads.change(pk, actor=user, at=at)
+    if cr is None or not (sees_all or cr.actor_in_team):
+        return None
+    return cr
 
 
 def actor_duties(user, environment, *, at: datetime, reuse: bool = False) -> frozenset[str]:
@@ -184,7 +174,7 @@ def policy_context(
 ) -> PolicyContext:
     """Load everything ``releases.policy.evaluate`` needs for one change and one actor.
 
-    The change request comes from ``with_details`` (services, pages) or ``for_gate``, whose
+    The change request comes from ``with_details`` (services, pages) or ``change_for_gate``, whose
     annotations answer the actor's questions in the change's own query; the count of queries does
     not grow with approvals, grants or other requests. ``reuse``: the actor's grants as already
     read for this request at ``at`` (the visibility check read them), for a read-only answer such
@@ -193,7 +183,7 @@ def policy_context(
     cr = change_request
     environment = cr.environment
     policy = getattr(environment, "approval_policy", None)
-    gate_read = hasattr(cr, "actor_in_team")  # for_gate's annotations, for this actor at ``at``
+    gate_read = hasattr(cr, "actor_in_team")  # change_for_gate's facts, for this actor at ``at``
     prior_slug, prior_ok = None, True
     if policy is not None and policy.require_prior_environment_id:
         prior_slug = policy.require_prior_environment.slug
@@ -234,14 +224,15 @@ def change_request_for_decision(pk: int, *, lock: bool = False, details: bool = 
     needs in the same statement (on PostgreSQL; SQLite's write transaction serialises already).
     ``details=False``: only what the policy and the audit event read (team, environment, policy,
     the ids of everyone ever listed as a contributor, approvals without their reviewers), for a
-    service that answers with another read or another object."""
-    if details:
-        queryset = with_details(ChangeRequest.objects.filter(pk=pk))
-    else:
-        queryset = ChangeRequest.objects.filter(pk=pk).select_related("team").prefetch_related(
-            _contributor_history(), "approvals"
-        )
-    queryset = queryset.select_related("environment__approval_policy__require_prior_environment")
+    service that answers with another read or another object: the statements of
+    ``releases.reads``, built once (issue 21)."""
+    if not details:
+        cr = reads.change(pk, lock=lock, with_team=True)
+        if cr is None:
+            raise ChangeRequest.DoesNotExist(f"No change request {pk}.")
+        return cr
+    queryset = with_details(ChangeRequest.objects.filter(pk=pk)).select_related(
+        "environment__approval_policy__require_prior_environment")
     if lock:
         # Locks the change's own row only (its team, environment and policy are read, not locked);
         # the prefetches run after the lock is held, so they see every decision committed before.

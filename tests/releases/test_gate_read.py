@@ -1,5 +1,5 @@
-"""The gate reads a change through ``selectors.for_gate`` (the actor's facts as EXISTS in the
-change's own query); the services read it through ``change_request_for_decision`` and
+"""The gate reads a change through ``selectors.change_for_gate`` (statements built once in
+``releases.reads``, the actor's facts as EXISTS in the change's own statement); the services read it through ``change_request_for_decision`` and
 ``policy_context``. Both must see the same changes (V1) and reach the same decision, for every
 persona, change and action, including a contributor, a freeze window in force and a change whose
 artifact has not reached the prior environment."""
@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from releases.models import ChangeRequest
 from releases.policy import evaluate
-from releases.selectors import change_request_for_decision, change_requests_visible_to, for_gate, policy_context
+from releases.selectors import change_request_for_decision, change_requests_visible_to, change_for_gate, policy_context
 from tests.releases.stories import approved_in_production, approved_in_staging, pending, pending_in_production
 from tests.factories import set_control
 
@@ -28,7 +28,10 @@ def stories(demo, now):
 def decisions(actor, at):
     """{(change, action): (allowed, reason codes)} through the gate's read and the services' read."""
     gate, service = {}, {}
-    for cr in for_gate(actor, at=at):
+    for pk in ChangeRequest.objects.values_list("pk", flat=True):
+        cr = change_for_gate(actor, pk, at=at)
+        if cr is None:
+            continue
         for action in ("approve", "deploy"):
             gate[cr.pk, action] = _answer(evaluate(policy_context(cr, actor, at=at, reuse=True), action, at))
     for pk in change_requests_visible_to(actor).values_list("pk", flat=True):
