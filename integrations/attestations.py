@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from audit import signing
@@ -60,12 +61,14 @@ def _roles(user_ids, environment_id, at: datetime) -> dict[int, list[str]]:
     return {uid: sorted(slugs) for uid, slugs in roles.items()}
 
 
-def build_statement(cr: ChangeRequest, *, kind: str, at: datetime, deployment: Deployment | None = None) -> tuple[dict, datetime]:
-    """The in-toto Statement for ``cr`` as it stands at ``at``, and its expiry."""
+def build_statement(ctx: policy.PolicyContext, *, kind: str, at: datetime,
+                    deployment: Deployment | None = None) -> tuple[dict, datetime]:
+    """The in-toto Statement for the change of ``ctx`` as it stands at ``at``, and its expiry."""
+    cr = ctx.change_request
     name, digest = policy.pinned_digest(cr.artifact)
-    ctx = policy_context(cr, cr.author, at=at)
-    status = policy.approval_status(ctx, at)
+    status = policy.approval_status(ctx, at)  # whoever ctx's actor is: the approvals that count are the change's
     valid = sorted(status.valid, key=lambda a: (a.created_at, a.pk))
+    people = get_user_model().objects.only("username", "email").in_bulk({cr.author_id, *(a.reviewer_id for a in valid)} - {None})
     roles = _roles({a.reviewer_id for a in valid if a.reviewer_id}, cr.environment_id, at)
     ttl_hours = ctx.effective_policy.approval_ttl_hours
     expires = at + timedelta(hours=settings.COUNTERSIGN_ATTESTATION_TTL_HOURS)
@@ -74,8 +77,8 @@ def build_statement(cr: ChangeRequest, *, kind: str, at: datetime, deployment: D
         expires = min(expires, valid[0].created_at + timedelta(hours=ttl_hours))
     approvers = [
         {
-            "username": a.reviewer.username if a.reviewer_id else None,
-            "email": (a.reviewer.email or None) if a.reviewer_id else None,
+            "username": people[a.reviewer_id].username if a.reviewer_id else None,
+            "email": (people[a.reviewer_id].email or None) if a.reviewer_id else None,
             "roles": roles.get(a.reviewer_id, []) if a.reviewer_id else ["system"],
             "security": a.is_security,
             "teamMember": a.is_team_member,
@@ -93,7 +96,7 @@ def build_statement(cr: ChangeRequest, *, kind: str, at: datetime, deployment: D
             "team": cr.team.slug,
             "changeType": cr.change_type,
             "risk": cr.risk,
-            "author": cr.author.username,
+            "author": people[cr.author_id].username,
             "contributors": sorted(ctx.contributor_ids),
         },
         "decision": "approved",
@@ -130,13 +133,19 @@ def envelope_for(statement: dict) -> dict:
     }
 
 
-def issue(change_request: ChangeRequest, *, kind: str, at: datetime, deployment: Deployment | None = None) -> Attestation | None:
+def issue(change_request: ChangeRequest, *, kind: str, at: datetime, deployment: Deployment | None = None,
+          context: policy.PolicyContext | None = None) -> Attestation | None:
     """Sign and store one attestation for a production change (others get none). Called inside the
-    transition's transaction by ``integrations.receivers``."""
-    cr = change_request_for_decision(change_request.pk)
+    transition's transaction by ``integrations.receivers`` with ``context``, the policy context the
+    transition was decided with (the change and its approvals as they stand in that transaction);
+    without it, the change is read afresh."""
+    if context is None:
+        cr = change_request_for_decision(change_request.pk)
+        context = policy_context(cr, cr.author, at=at)
+    cr = context.change_request
     if not cr.environment.is_production or policy.pinned_digest(cr.artifact) is None:
         return None  # the policy refuses an unpinned production artifact before it gets here
-    statement, expires = build_statement(cr, kind=kind, at=at, deployment=deployment)
+    statement, expires = build_statement(context, kind=kind, at=at, deployment=deployment)
     subject = statement["subject"][0]
     return Attestation.objects.create(
         change_request=cr, deployment=deployment, kind=kind, revision=cr.revision,

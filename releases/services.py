@@ -291,7 +291,7 @@ def _settle_approvals(cr: ChangeRequest, actor, at: datetime, ctx: policy.Policy
         ctx = policy_context(cr, actor, at=at)
     if policy.approval_status(ctx, at).met:
         _set(cr, state=S.APPROVED, approved_at=at)
-        signals.change_request_approved.send(sender=ChangeRequest, change_request=cr, at=at)
+        signals.change_request_approved.send(sender=ChangeRequest, change_request=cr, context=ctx, at=at)
     return cr
 
 
@@ -596,7 +596,7 @@ def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime
         started_at=at,
     )
     _set(cr, state=states.target(action), **({"closed_at": None} if action == "retry" else {}))
-    signals.deployment_started.send(sender=Deployment, change_request=cr, deployment=deployment, at=at)
+    signals.deployment_started.send(sender=Deployment, change_request=cr, deployment=deployment, context=ctx, at=at)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
     anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
