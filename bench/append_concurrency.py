@@ -156,7 +156,7 @@ def lines(r: dict) -> list[tuple[str, bool]]:
         scale, floor_scale = p["appends_per_second"] / base["appends_per_second"], (
             p["inserts_per_second"] / base["inserts_per_second"])
         ok = scale >= r["min_ratio"] and r["verified"]
-        out.append((f"[{p['writers']} writers] audit appends, one audit.record + COMMIT a transaction ({r['vendor']}, "
+        out.append((f"[{p['writers']} writer{'s' if p['writers'] > 1 else ''}] audit appends, one audit.record + COMMIT a transaction ({r['vendor']}, "
                     f"{r['seconds']:g} s): {p['appends_per_second']:,.0f} appends/s = {scale:.2f} x {base['writers']} "
                     f"writer{'s' if base['writers'] > 1 else ''}, chain {'verifies' if r['verified'] else 'BROKEN'} "
                     f"({r['events']:,} events) | floor (as many writers, one-row INSERT into a plain table + COMMIT): "

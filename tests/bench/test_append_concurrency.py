@@ -16,6 +16,7 @@ RESULT = {"vendor": "postgresql", "seconds": 5.0, "max_connections": 100, "min_r
 def test_the_lines_are_ok_when_more_writers_keep_the_throughput_and_the_chain_verifies():
     lines = append_concurrency.lines(RESULT)
     assert [ok for _, ok in lines] == [True, True]
+    assert lines[0][0].startswith("[1 writer] audit appends") and lines[1][0].startswith("[4 writers] ")
     assert "150 appends/s = 1.25 x 1 writer, chain verifies" in lines[1][0]
     assert "800 tx/s = 4.44 x 1 | ratio 0.19" in lines[1][0]
 
