@@ -18,12 +18,17 @@ The append-path benchmark (``append``, bench/append.py) times ``audit.record`` w
 Merkle tree's maintenance at a small and a large log (BENCH_APPEND_SIZES) in a throwaway test
 database, on PostgreSQL when DATABASE_URL names one, else SQLite.
 
+The audit stream benchmark (``stream``, bench/stream.py: SIEM delivery against the same bytes
+written directly) runs in a throwaway test database too; appends under concurrency
+(``concurrency``, bench/append_concurrency.py: 1 … 64 writers on the chain's lock) on PostgreSQL only.
+
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export, audit, append; default all), BENCH_SECONDS (load per run, default 20),
-BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
+queries, campaign, export, audit, append, stream, concurrency; default all), BENCH_SECONDS (load
+per run, default 20), BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
 """
+import importlib
 import json
 import math
 import os
@@ -38,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export", "audit", "append")
+ALL = (*SERVED, "campaign", "export", "audit", "append", "stream", "concurrency")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -187,6 +192,17 @@ def run_append(url: str | None) -> dict:
     if run.returncode != 0:
         print(run.stderr[-4000:], file=sys.stderr)
         raise SystemExit("append-path benchmark failed")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_script(script: str, url: str | None) -> dict:
+    """bench/<script>.py (a throwaway test database on ``url``'s server, else SQLite): its JSON line."""
+    env = {**os.environ, **({"DATABASE_URL": url} if url else {})}
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py")], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"bench/{script}.py failed")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -347,8 +363,8 @@ def main() -> int:
             results.append({"scale": "audit", "audit_pages": audit_pages})
         campaign_url = _url_for(base_url, prefix)
     else:
-        print("note: DATABASE_URL is not PostgreSQL; the served benchmarks, COPY, the SOX export and the audit "
-              "trail pages need it. Running the campaign benchmark only (on SQLite).")
+        print("note: DATABASE_URL is not PostgreSQL; the served benchmarks, COPY, the SOX export, the audit "
+              "trail pages and appends under concurrency need it. Running those that work on SQLite only.")
         campaign_url = None
     if "campaign" in only:
         print("==> campaign over", os.environ.get("BENCH_GRANTS", "100000"), "grants", flush=True)
@@ -364,6 +380,17 @@ def main() -> int:
             lines.append(line)
             print(line[0], flush=True)
         results.append({"scale": "append", "append": appended})
+    # Issue 21: the audit stream (either database) and appends under concurrency (PostgreSQL only).
+    for name, script in (("stream", "stream"), ("concurrency", "append_concurrency")):
+        if name not in only or (name == "concurrency" and campaign_url is None):
+            continue  # without PostgreSQL, the note above says what is not run
+        print(f"==> {name} (bench/{script}.py)", flush=True)
+        module = importlib.import_module(f"bench.{script}")
+        measured = run_script(script, campaign_url)
+        for line in module.lines(measured):
+            lines.append(line)
+            print(line[0], flush=True)
+        results.append({"scale": name, name: measured})
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
