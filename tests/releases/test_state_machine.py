@@ -45,6 +45,8 @@ from governance.models import Environment, Role, RoleAssignment
 from governance.selectors import has_duty
 from releases import services, services_flow, states
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
+from releases.policy import evaluate
+from releases.selectors import change_for_gate, change_request_for_decision, change_requests_visible_to, policy_context
 from tests.factories import set_control, UserFactory, bootstrap_grant
 
 REFUSALS = (Denied, InvalidState, ValidationError)
@@ -494,6 +496,25 @@ def releases_machine(demo, start, **extra_people):
                                                           at=self.now)
             except REFUSALS:
                 pass
+
+        @precondition(lambda self: self.changes)
+        @rule(index=st.integers(min_value=0))
+        def ask_the_gate(self, index):
+            """The gate's read (statements built once, releases.reads) and the services' read reach
+            the same decision for everyone, on any change, at any point of the story (issue 21)."""
+            cr_pk = self.pick(self.changes, index)
+            service_cr = change_request_for_decision(cr_pk)
+            for name in EVERYONE:
+                # A fresh user object: the gate keeps the caller's grants for the request's instant on it.
+                person = type(people[name]).objects.get(pk=people[name].pk)
+                gate_cr = change_for_gate(person, cr_pk, at=self.now)
+                visible = change_requests_visible_to(person, at=self.now).filter(pk=cr_pk).exists()
+                assert (gate_cr is not None) == visible, (name, cr_pk)
+                for action in ("approve", "deploy") if visible else ():
+                    gate = evaluate(policy_context(gate_cr, person, at=self.now, reuse=True), action, self.now)
+                    service = evaluate(policy_context(service_cr, person, at=self.now), action, self.now)
+                    assert (gate.allowed, gate.codes, gate.requirements) == (
+                        service.allowed, service.codes, service.requirements), (name, cr_pk, action)
 
         # Hours, a day, and just past production's (72 h) and staging's (168 h) approval lifetimes.
         @rule(hours=st.sampled_from([1, 24, 73, 169]), freeze_hours=st.sampled_from([0, 0, 0, 0, 0, 12, 48]))
