@@ -18,8 +18,12 @@ The append-path benchmark (``append``, bench/append.py) times ``audit.record`` w
 Merkle tree's maintenance at a small and a large log (BENCH_APPEND_SIZES) in a throwaway test
 database, on PostgreSQL when DATABASE_URL names one, else SQLite.
 
+The GitHub lines (``webhooks`` and ``protection``, bench/integrations.py) deliver signed push and
+deployment_protection_rule events in process in a throwaway test database (BENCH_WEBHOOK_EVENTS,
+BENCH_PROTECTION_EVENTS), PostgreSQL when DATABASE_URL names one, else SQLite.
+
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export, audit, append; default all), BENCH_SECONDS (load per run, default 20),
+queries, campaign, export, audit, append, webhooks, protection; default all), BENCH_SECONDS (load per run, default 20),
 BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
@@ -38,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export", "audit", "append")
+ALL = (*SERVED, "campaign", "export", "audit", "append", "webhooks", "protection")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -187,6 +191,17 @@ def run_append(url: str | None) -> dict:
     if run.returncode != 0:
         print(run.stderr[-4000:], file=sys.stderr)
         raise SystemExit("append-path benchmark failed")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_integrations(url: str | None, parts: list[str]) -> dict:
+    """bench/integrations.py (``parts``: webhooks, protection) in a throwaway test database."""
+    env = {**os.environ, **({"DATABASE_URL": url} if url else {})}
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "integrations.py"), *parts], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr[-4000:], file=sys.stderr)
+        raise SystemExit("GitHub integration benchmark failed")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -364,6 +379,16 @@ def main() -> int:
             lines.append(line)
             print(line[0], flush=True)
         results.append({"scale": "append", "append": appended})
+    github = [name for name in ("webhooks", "protection") if name in only]
+    if github:
+        from bench import integrations
+
+        print(f"==> GitHub {' and '.join(github)} (in process)", flush=True)
+        measured = run_integrations(campaign_url, github)
+        for line in integrations.lines(measured):
+            lines.append(line)
+            print(line[0], flush=True)
+        results.append({"scale": "github", "github": measured})
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
