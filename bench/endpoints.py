@@ -5,6 +5,7 @@ shows what Countersign's own work costs and nothing else.
 Mounted only when ``settings.COUNTERSIGN_BENCH_ENDPOINTS`` is on (environment, default off; the
 bench turns it on for its own gunicorn). Nothing here is reachable in a deployment.
 """
+import json
 import secrets
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from django.contrib.sessions.models import Session
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -48,6 +50,30 @@ class InsertRow(APIView):
             expire_date=timezone.now() - timedelta(days=1),
         )
         return Response({"ok": True}, status=201)
+
+
+class StoreBody(APIView):
+    """Webhook floor (bench/integrations.py): what the GitHub webhook does over HTTP and JSON and
+    nothing of Countersign's: the same view class, unauthenticated and unthrottled, the raw body
+    read and parsed (a JSON object, else 400), stored as it came in one INSERT into
+    ``django_session`` (as ``InsertRow``), and the same 202 answer. No signature, no repository,
+    no delivery row, no outbox."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = ()
+
+    def post(self, request):
+        body = request._request.body
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            return Response({"detail": "The body is not a JSON object."}, status=400)
+        Session.objects.create(session_key="bench" + secrets.token_hex(16), session_data=body.decode(),
+                               expire_date=timezone.now() - timedelta(days=1))
+        return Response({"delivery": request.headers.get("X-GitHub-Delivery", ""), "duplicate": False}, status=202)
 
 
 @login_required

@@ -22,9 +22,13 @@ The audit stream benchmark (``stream``, bench/stream.py: SIEM delivery against t
 written directly) runs in a throwaway test database too; appends under concurrency
 (``concurrency``, bench/append_concurrency.py: 1 … 64 writers on the chain's lock) on PostgreSQL only.
 
+The GitHub lines (``webhooks`` and ``protection``, bench/integrations.py) deliver signed push and
+deployment_protection_rule events in process in a throwaway test database (BENCH_WEBHOOK_EVENTS,
+BENCH_PROTECTION_EVENTS), PostgreSQL when DATABASE_URL names one, else SQLite.
+
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export, audit, append, stream, concurrency; default all), BENCH_SECONDS (load
-per run, default 20), BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
+queries, campaign, export, audit, append, stream, concurrency, webhooks, protection; default all), BENCH_SECONDS
+(load per run, default 20), BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
 """
@@ -43,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export", "audit", "append", "stream", "concurrency")
+ALL = (*SERVED, "campaign", "export", "audit", "append", "stream", "concurrency", "webhooks", "protection")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -195,10 +199,10 @@ def run_append(url: str | None) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def run_script(script: str, url: str | None) -> dict:
-    """bench/<script>.py (a throwaway test database on ``url``'s server, else SQLite): its JSON line."""
+def run_script(script: str, url: str | None, args: tuple[str, ...] = ()) -> dict:
+    """bench/<script>.py ``args`` (a throwaway test database on ``url``'s server, else SQLite): its JSON line."""
     env = {**os.environ, **({"DATABASE_URL": url} if url else {})}
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py")], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     if run.returncode != 0:
         print(run.stderr[-4000:], file=sys.stderr)
@@ -391,6 +395,16 @@ def main() -> int:
             lines.append(line)
             print(line[0], flush=True)
         results.append({"scale": name, name: measured})
+    github = [name for name in ("webhooks", "protection") if name in only]
+    if github:
+        from bench import integrations
+
+        print(f"==> GitHub {' and '.join(github)} (in process)", flush=True)
+        measured = run_script("integrations", campaign_url, tuple(github))
+        for line in integrations.lines(measured):
+            lines.append(line)
+            print(line[0], flush=True)
+        results.append({"scale": "github", "github": measured})
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

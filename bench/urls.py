@@ -7,6 +7,7 @@ from bench import endpoints
 urlpatterns = [
     path("row/<int:pk>/", endpoints.RowByPk.as_view(), name="bench-row"),
     path("insert/", endpoints.InsertRow.as_view(), name="bench-insert"),
+    path("webhook/", endpoints.StoreBody.as_view(), name="bench-webhook"),
     path("dashboard/", endpoints.dashboard_floor, name="bench-dashboard"),
     path("changes/<int:pk>/", endpoints.change_request_floor, name="bench-change-request"),
 ]

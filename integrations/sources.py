@@ -198,11 +198,24 @@ def process(payload: dict, message) -> None:
     delivery.save(update_fields=["processed_at", "outcome"])
 
 
+def _concerns(link: SourceLink, reading: Reading) -> bool:
+    """Whether ``_links`` finds ``link`` for what a delivery says (its pull request, a commit, its branch)."""
+    return ((reading.pull_request is not None and link.pull_request == reading.pull_request)
+            or bool(link.commit_sha and link.commit_sha in reading.shas)
+            or bool(reading.branch and link.pull_request is not None and link.head_ref == reading.branch))
+
+
 def learn_backlog(link: SourceLink) -> int:
-    """A new link reads what the repository already sent (the PR usually exists before its change)."""
+    """A new link reads what the repository already sent (the PR usually exists before its change).
+    Every delivery is read here and only those about the link are applied: linking costs the same
+    statements however much else the repository sent."""
     total = 0
-    for delivery in WebhookDelivery.objects.filter(repository=link.repository).order_by("received_at", "id"):
-        total += apply(delivery, only_change=link.change_request)
+    for delivery in WebhookDelivery.objects.filter(repository=link.repository).order_by("received_at", "id").iterator():
+        reading = read(delivery)
+        if _concerns(link, reading):
+            total += apply(delivery, only_change=link.change_request)
+            if reading.pull_request is not None:
+                link.refresh_from_db(fields=["head_ref"])  # the PR's event may have told its branch
     return total
 
 

@@ -164,3 +164,29 @@ def test_the_api_links_a_change_and_shows_every_identity_learnt(demo, now, repos
     listed = client.get(f"/api/v1/change-requests/{cr.pk}/source-contributors/").json()
     assert [(c["source"], c["login"], c["user"]) for c in listed] == [("pr_author", "Codertocat", "rev")]
     assert api_as(demo.idev).get(f"/api/v1/change-requests/{cr.pk}/source-contributors/").status_code == 404
+
+
+def test_linking_reads_the_backlog_in_the_same_statements_however_much_else_the_repository_sent(demo, now, repository):
+    """A change linked to a commit learns from the push that carried it, in as many statements
+    after 20 unrelated deliveries more (the link is a request of the API: not one query each)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sha = "ab" * 20
+
+    def unrelated(count: int) -> None:
+        for number in range(count):
+            post_github(Client(), "push", pushed_to_the_pr(commit_id=f"{number:040x}"))
+
+    def link() -> int:
+        cr = stories.pending_in_production(demo, now)
+        with CaptureQueriesContext(connection) as queries:
+            sources.link_source(actor=demo.dev, change_request=cr, sha=sha, repository=repository)
+        assert demo.rev.pk in barred(cr)
+        return len(queries.captured_queries)
+
+    unrelated(2)
+    post_github(Client(), "push", pushed_to_the_pr("\n\nCo-authored-by: Rev <rev@example.com>", commit_id=sha))
+    first = link()
+    unrelated(20)
+    assert link() == first
