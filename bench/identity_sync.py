@@ -13,8 +13,8 @@ shared machine hits both alike.
 
 The target is a time per user, everything included: ``TARGET_MS_PER_USER``, a first sync of 10,000
 users and their groups in ten minutes (docs/performance.md gives the reason). The statements of
-``POST /Users`` are counted for the first and the last ``COUNTED`` users: the count must not grow
-with the users already there.
+``POST /Users`` are counted for the first and the last ``COUNTED`` users, and those of the first and
+the last group of as many members: the counts must not grow with the users and groups already there.
 
 Run by bench/run.py in a throwaway test database (PostgreSQL when DATABASE_URL names one, else
 SQLite); prints one JSON line. ``BENCH_SCIM_USERS`` (default 10000), ``BENCH_SCIM_GROUPS``
@@ -89,13 +89,14 @@ class Provider:
                 {"op": "add", "path": "members", "value": [{"value": uid} for uid in member_ids]}]}, 200)
 
 
-def _statements(provider: Provider, n: int) -> tuple[str, int]:
+def _statements(call, *args) -> tuple[object, int]:
+    """``call(*args)`` and the SQL statements it ran."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        uid = provider.create_user(n)
-    return uid, len(queries.captured_queries)
+        value = call(*args)
+    return value, len(queries.captured_queries)
 
 
 def _rolled_back(insert) -> float:
@@ -146,7 +147,7 @@ def sync(users: int, groups: int) -> dict:
         started = time.perf_counter()
         for n in chunk:
             if n in counted:
-                uid, counts[n] = _statements(provider, n)
+                uid, counts[n] = _statements(provider.create_user, n)
             else:
                 uid = provider.create_user(n)
             ids.append(uid)
@@ -154,16 +155,22 @@ def sync(users: int, groups: int) -> dict:
         seconds["users"] += elapsed
         per_chunk.append(elapsed / len(chunk) * 1000)
     members = {g: [uid for uid in ids[g::groups] if uid] for g in range(groups)}
+    # The first group and the last of as many members: (its index, members, statements of its POST and PATCH).
+    last_like_first = max(g for g in range(groups) if len(members[g]) == len(members[0]))
+    group_statements = {}
     for chunk in _chunks(groups, CHUNKS):
         seconds["floor_groups"] += floor_groups(chunk, members)
         started = time.perf_counter()
         for g in chunk:
-            provider.create_group(g, members[g])
+            if g in (0, last_like_first):
+                group_statements[g] = (g, len(members[g]), _statements(provider.create_group, g, members[g])[1])
+            else:
+                provider.create_group(g, members[g])
         seconds["groups"] += time.perf_counter() - started
     first, last = sorted(counted)[:COUNTED], sorted(counted)[-COUNTED:]
     return {"seconds": seconds, "errors": provider.errors, "user_ms_by_chunk": per_chunk,
             "statements_first": [counts[n] for n in first], "statements_last": [counts[n] for n in last],
-            "last_present": last[0]}
+            "last_present": last[0], "group_statements": [group_statements[0], group_statements[last_like_first]]}
 
 
 def run() -> dict:
@@ -206,7 +213,13 @@ def lines(r: dict) -> list[tuple[str, bool]]:
         f"statements per SCIM POST /Users: first {len(first)} users {first}; with {r['last_present']:,} users "
         f"present {last} (time a POST, first to last tenth of the users: {chunk_ms[0]:.1f} -> {chunk_ms[-1]:.1f} "
         f"ms) | floor — | target no more at the end than at the start | {'OK' if flat else 'MISSED'}")
-    return [(sync_line, ok), (count_line, flat)]
+    (_, members, first_count), (last, _, last_count) = r["group_statements"]
+    group_flat = last_count <= first_count
+    group_line = (
+        f"statements per SCIM group push of {members} members (POST /Groups, PATCH add): first group {first_count};"
+        f" with {last:,} groups present {last_count} | floor — | target no more at the end than at the start | "
+        f"{'OK' if group_flat else 'MISSED'}")
+    return [(sync_line, ok), (count_line, flat), (group_line, group_flat)]
 
 
 if __name__ == "__main__":

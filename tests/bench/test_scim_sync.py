@@ -11,15 +11,16 @@ RESULT = {
     "vendor": "postgresql", "users": 10_000, "groups": 500, "target_ms_per_user": 60.0,
     "seconds": {"users": 200.0, "groups": 100.0, "floor_users": 1.0, "floor_groups": 0.5},
     "errors": [], "user_ms_by_chunk": [20.0, 21.0], "statements_first": [16, 15, 15], "statements_last": [15, 15, 15],
-    "last_present": 9_990, "synced_users": 10_000, "synced_groups": 500, "memberships": 10_000,
+    "last_present": 9_990, "group_statements": [[0, 20, 198], [499, 20, 198]], "synced_users": 10_000, "synced_groups": 500, "memberships": 10_000,
 }
 
 
 def test_the_lines_are_ok_for_a_complete_sync_in_time_and_a_flat_statement_count():
-    (sync, ok), (count, flat) = identity_sync.lines(RESULT)
-    assert ok and flat
+    (sync, ok), (count, flat), (group, group_flat) = identity_sync.lines(RESULT)
+    assert ok and flat and group_flat
     assert "10,000 users + 500 groups in 300.0 s = 33.3 users/s" in sync and "ratio 200" in sync
     assert "with 9,990 users present [15, 15, 15]" in count
+    assert "push of 20 members (POST /Groups, PATCH add): first group 198; with 499 groups present 198" in group
 
 
 @pytest.mark.parametrize("change", [
@@ -29,12 +30,17 @@ def test_the_lines_are_ok_for_a_complete_sync_in_time_and_a_flat_statement_count
     {"memberships": 9_000},
 ])
 def test_a_slow_or_incomplete_sync_misses(change):
-    (line, ok), _ = identity_sync.lines({**RESULT, **change})
+    (line, ok), *_ = identity_sync.lines({**RESULT, **change})
     assert not ok and line.endswith("MISSED")
 
 
 def test_statements_that_grow_with_the_users_present_miss():
-    _, (line, flat) = identity_sync.lines({**RESULT, "statements_last": [15, 17, 15]})
+    _, (line, flat), _ = identity_sync.lines({**RESULT, "statements_last": [15, 17, 15]})
+    assert not flat and line.endswith("MISSED")
+
+
+def test_group_statements_that_grow_with_the_groups_present_miss():
+    *_, (line, flat) = identity_sync.lines({**RESULT, "group_statements": [[0, 20, 198], [499, 20, 199]]})
     assert not flat and line.endswith("MISSED")
 
 
@@ -51,6 +57,8 @@ def test_a_tiny_sync_through_the_scim_api(monkeypatch):
                                                                                                        16, 19, 22)]
     assert len(result["statements_first"]) == len(result["statements_last"]) == identity_sync.COUNTED
     assert max(result["statements_last"]) <= max(result["statements_first"])
+    (first, first_members, first_count), (last, last_members, last_count) = result["group_statements"]
+    assert (first, last, first_members, last_members) == (0, 1, 8, 8) and first_count >= last_count > 8
     assert len(result["user_ms_by_chunk"]) == identity_sync.CHUNKS - 2  # chunks of 3: 23 users in 8
     assert all(ok for _, ok in identity_sync.lines({**result, "target_ms_per_user": float("inf")}))
 
