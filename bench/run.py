@@ -21,14 +21,18 @@ database, on PostgreSQL when DATABASE_URL names one, else SQLite.
 The audit stream benchmark (``stream``, bench/stream.py: SIEM delivery against the same bytes
 written directly) runs in a throwaway test database too; appends under concurrency
 (``concurrency``, bench/append_concurrency.py: 1 … 64 writers on the chain's lock) on PostgreSQL only.
+The SCIM first sync (``scim``, bench/identity_sync.py: BENCH_SCIM_USERS users, default 10000, and
+BENCH_SCIM_GROUPS groups, default 500) and the attestations' issue and verify (``attestations``,
+bench/attestations.py: BENCH_ATTESTATIONS rounds, default 1000) run in a throwaway test database too.
 
 The GitHub lines (``webhooks`` and ``protection``, bench/integrations.py) deliver signed push and
 deployment_protection_rule events in process in a throwaway test database (BENCH_WEBHOOK_EVENTS,
 BENCH_PROTECTION_EVENTS), PostgreSQL when DATABASE_URL names one, else SQLite.
 
 Environment: BENCH_SCALES (default ``small,large``), BENCH_ONLY (any of gate, write, pages,
-queries, campaign, export, audit, append, stream, concurrency, webhooks, protection; default all), BENCH_SECONDS
-(load per run, default 20), BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign size, default 100000),
+queries, campaign, export, audit, append, stream, concurrency, webhooks, protection, scim, attestations; default
+all), BENCH_SECONDS (load per run, default 20), BENCH_WORKERS (gunicorn workers, default 3), BENCH_GRANTS (campaign
+size, default 100000),
 BENCH_DB_PREFIX (default ``countersign_bench``), BENCH_PLOT (PNG path, default
 docs/img/performance.png; ``-`` for none).
 """
@@ -47,7 +51,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 SERVED = ("gate", "write", "pages", "queries")
-ALL = (*SERVED, "campaign", "export", "audit", "append", "stream", "concurrency", "webhooks", "protection")
+ALL = (*SERVED, "campaign", "export", "audit", "append", "stream", "concurrency", "webhooks", "protection", "scim",
+       "attestations")
 SCALE_ORDER = ("small", "medium", "large")
 
 
@@ -384,8 +389,10 @@ def main() -> int:
             lines.append(line)
             print(line[0], flush=True)
         results.append({"scale": "append", "append": appended})
-    # Issue 21: the audit stream (either database) and appends under concurrency (PostgreSQL only).
-    for name, script in (("stream", "stream"), ("concurrency", "append_concurrency")):
+    # Issue 21: the audit stream, the SCIM first sync, the attestations (either database) and appends
+    # under concurrency (PostgreSQL only).
+    for name, script in (("stream", "stream"), ("concurrency", "append_concurrency"), ("scim", "identity_sync"),
+                         ("attestations", "attestations")):
         if name not in only or (name == "concurrency" and campaign_url is None):
             continue  # without PostgreSQL, the note above says what is not run
         print(f"==> {name} (bench/{script}.py)", flush=True)
