@@ -13,7 +13,7 @@ from django.utils import timezone
 from governance.models import ControlChange
 from identity.models import GroupRoleMapping, Person, ScimGroup
 from tests.factories import UserFactory
-from tests.identity.scim_client import USER, Scim
+from tests.identity.scim_client import GROUP, USER, Scim
 from tests.performance.counting import assert_same_at_two_sizes
 
 PROPOSED = {"name": "Black Friday", "starts_at": "2026-11-27T00:00:00Z", "ends_at": "2026-11-30T00:00:00Z"}
@@ -71,3 +71,20 @@ def test_control_changes_and_mappings_cost_the_same_at_two_sizes(demo, api_as, c
 
     assert_same_at_two_sizes(governed.grow, requests)
 
+
+def test_scim_users_and_groups_cost_the_same_at_two_sizes(demo, governed):
+    scim, users = governed.scim, itertools.count(1000)
+
+    def requests():
+        user, group = governed.scim_ids[0], governed.groups[0].pk
+        return {
+            "scim GET Users": lambda: scim.get("/Users"),
+            "scim GET Users/{id}": lambda: scim.get(f"/Users/{user}"),
+            "scim GET Groups": lambda: scim.get("/Groups"),
+            "scim GET Groups/{id}": lambda: scim.get(f"/Groups/{group}"),
+            "scim POST Users": lambda: scim.post("/Users", scim_user(next(users))),
+            "scim POST Groups": lambda: scim.post("/Groups", {"schemas": [GROUP], "displayName": f"new-{next(users)}",
+                                                              "members": []}),
+        }
+
+    assert_same_at_two_sizes(governed.grow, requests)
