@@ -18,7 +18,7 @@ from integrations.models import (Attestation, LearntContributor, LinkedRepositor
 from releases.models import ChangeRequest
 from tests.factories import UserFactory
 from tests.integrations.github import SECRET, gitlab_example, post_github, post_gitlab, push_with_commits
-from tests.performance.counting import assert_same_at_two_sizes
+from tests.performance.counting import LARGE, assert_same_at_two_sizes
 
 ADMIN_LISTS = ("integrations_linkedrepository", "integrations_platformaccount", "integrations_webhookdelivery",
                "integrations_learntcontributor", "integrations_protectionrequest",
@@ -81,6 +81,8 @@ def test_integration_pages_and_admin_lists_cost_the_same_at_two_sizes(demo, api_
         return calls
 
     assert_same_at_two_sizes(platform.grow, requests)
+    shown = api_as(demo.auditor).get("/api/v1/deployment-reconciliation/").json()
+    assert shown["count"] == LARGE, shown  # what was counted lists every reported deployment
 
 
 def test_webhooks_and_deployment_reports_cost_the_same_with_more_stored(demo, api_as, platform):
