@@ -8,7 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve, reverse
 
 API_LISTS = ("change-requests", "deployments", "role-assignments", "teams", "environments", "roles",
-             "access-reviews", "audit-events", "alerts")
+             "access-reviews", "access-review-items", "audit-events", "alerts", "control-changes",
+             "deployment-reconciliation", "audit/checkpoints", "evidence-exports")
 
 
 def _count(client: Client, url: str, **headers) -> int:
@@ -28,6 +29,8 @@ def measure(users: dict, tokens: dict, change_id: int) -> dict:
     rev.force_login(users["rev"])
     counts["dashboard"] = _count(rev, "/")
     counts["change request page"] = _count(rev, f"/changes/{change_id}/")
+    counts["inbox"] = _count(rev, "/inbox/")
+    counts["all changes"] = _count(rev, "/changes/")
     for name in API_LISTS:
         try:
             resolve(f"/api/v1/{name}/")
