@@ -1,7 +1,8 @@
-"""Queries per request do not grow with data (issue 21), the portal: every persona's inbox and its
-decisions, the access-review page and its bulk decisions, the author's pages (list, new, edit), a
-change asking for reviewers, and the admin lists of what they show, at SMALL and LARGE reviewers,
-pending changes, grants awaiting a second person, alerts and access-review items."""
+"""Queries per request do not grow with data (issue 21), the portal: every persona's dashboard and
+inbox, the inbox's decisions, the access-review page and its bulk decisions, the author's pages
+(list, new, edit), a change asking for reviewers, the evidence page, and the admin lists of what
+they show, at SMALL and LARGE reviewers, pending changes, grants awaiting a second person, alerts
+and access-review items."""
 import itertools
 from datetime import timedelta
 from types import SimpleNamespace
@@ -70,10 +71,12 @@ def awaiting(demo, user):
 
 def test_portal_pages_cost_the_same_at_two_sizes(demo, client_as, api_as, portal):
     def requests():
-        calls = {f"inbox ({who})": lambda who=who: client_as(getattr(demo, who)).get("/inbox/")
+        calls = {f"{page} ({who})": lambda who=who, path=path: client_as(getattr(demo, who)).get(path)
+                 for page, path in (("dashboard", "/"), ("inbox", "/inbox/"))
                  for who in ("dev", "rev", "ops", "sec", "mgr", "auditor")}
         draft = ChangeRequest.objects.get(team=demo.payments, title="Upgrade TLS library")
-        dev, dev2, rev, mgr, sec = (client_as(getattr(demo, who)) for who in ("dev", "dev2", "rev", "mgr", "sec"))
+        dev, dev2, rev, mgr, sec, auditor = (client_as(getattr(demo, who))
+                                             for who in ("dev", "dev2", "rev", "mgr", "sec", "auditor"))
         api, asking = api_as(demo.rev), portal.asking.pk
         admin = client_as(demo.admin)
         for label in ADMIN_LISTS:
@@ -82,7 +85,10 @@ def test_portal_pages_cost_the_same_at_two_sizes(demo, client_as, api_as, portal
             **calls,
             "access reviews (manager)": lambda: mgr.get("/access-reviews/"),
             "access reviews (security)": lambda: sec.get("/access-reviews/"),
+            "access reviews, no campaign of theirs (developer)": lambda: dev.get("/access-reviews/"),
             "all changes (developer)": lambda: dev.get("/changes/"),
+            "all changes, filtered (auditor)": lambda: auditor.get("/changes/?state=pending&q=change"),
+            "evidence exports (auditor)": lambda: auditor.get("/evidence/"),
             "new change form (developer)": lambda: dev.get("/changes/new/"),
             "edit own draft (its author)": lambda: dev2.get(f"/changes/{draft.pk}/edit/"),
             "change asking for reviewers (reviewer)": lambda: rev.get(f"/changes/{asking}/"),
