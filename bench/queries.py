@@ -11,7 +11,7 @@ API_LISTS = ("change-requests", "deployments", "role-assignments", "teams", "env
              "access-reviews", "access-review-items", "audit-events", "alerts", "control-changes",
              "deployment-reconciliation", "audit/checkpoints", "evidence-exports")
 DETAILS = {"change-requests": "id", "deployments": "id", "role-assignments": "id", "teams": "slug",
-           "environments": "slug", "roles": "slug", "access-reviews": "id", "alerts": "id"}  # list: its key
+           "environments": "slug", "roles": "slug", "access-reviews": "id", "alerts": "id"}  # the detail URL's field
 
 
 def _count(client: Client, url: str, **headers) -> int:

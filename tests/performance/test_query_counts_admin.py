@@ -1,6 +1,6 @@
 """Queries per request do not grow with data (issue 21): the admin lists whose rows ``bench.seed``
-does not generate (test_query_counts.py counts them empty), at SMALL and LARGE rows, each row with
-its related rows (environments, accounts, schedules)."""
+does not generate (test_query_counts.py counts them empty), and the evidence exports' API, at SMALL
+and LARGE rows, each row with its related rows (environments, accounts, schedules)."""
 import itertools
 from datetime import date, timedelta
 
@@ -21,7 +21,7 @@ ADMIN_LISTS = ("releases_freezewindow", "releases_standardchangetemplate", "gove
                "django_celery_beat_solarschedule")
 
 
-def test_the_other_admin_lists_cost_the_same_at_two_sizes(demo, client_as):
+def test_the_other_admin_lists_cost_the_same_at_two_sizes(demo, client_as, api_as):
     numbers, environments = itertools.count(1), [demo.development, demo.staging, demo.production]
 
     def grow(n):
@@ -48,8 +48,13 @@ def test_the_other_admin_lists_cost_the_same_at_two_sizes(demo, client_as):
                                             one_off=kind == "clocked", **{kind: schedule})
 
     def requests():
-        admin = client_as(demo.admin)
-        return {f"admin {label}": lambda label=label: admin.get(reverse(f"admin:{label}_changelist"))
-                for label in ADMIN_LISTS}
+        admin, api = client_as(demo.admin), api_as(demo.auditor)
+        export = EvidenceExport.objects.order_by("pk").first().pk  # its download streams a file: not counted
+        return {
+            "api evidence-exports/": lambda: api.get("/api/v1/evidence-exports/"),
+            "api evidence-exports/{id}/": lambda: api.get(f"/api/v1/evidence-exports/{export}/"),
+            **{f"admin {label}": lambda label=label: admin.get(reverse(f"admin:{label}_changelist"))
+               for label in ADMIN_LISTS},
+        }
 
     assert_same_at_two_sizes(grow, requests)

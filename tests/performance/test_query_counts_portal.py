@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.alerts import raise_alert
 from governance import services as governance
 from audit.models import Alert
-from governance.models import AccessReviewItem, RoleAssignment
+from governance.models import AccessReview, AccessReviewItem, RoleAssignment
 from releases import services
 from releases.models import ChangeRequest
 from tests.factories import UserFactory, bootstrap_grant, member
@@ -77,7 +77,12 @@ def test_portal_pages_cost_the_same_at_two_sizes(demo, client_as, api_as, portal
         draft = ChangeRequest.objects.get(team=demo.payments, title="Upgrade TLS library")
         dev, dev2, rev, mgr, sec, auditor = (client_as(getattr(demo, who))
                                              for who in ("dev", "dev2", "rev", "mgr", "sec", "auditor"))
-        api, asking = api_as(demo.rev), portal.asking.pk
+        api, asking, sec_api = api_as(demo.rev), portal.asking.pk, api_as(demo.sec)
+        review, item = AccessReview.objects.order_by("pk").first(), AccessReviewItem.objects.order_by("pk").first()
+        alert = Alert.objects.order_by("pk").first()
+        for path in ("access-reviews/", f"access-reviews/{review.pk}/", "access-review-items/",
+                     f"access-review-items/{item.pk}/", "alerts/", f"alerts/{alert.pk}/"):
+            calls[f"api {path}"] = lambda path=path: sec_api.get(f"/api/v1/{path}")
         admin = client_as(demo.admin)
         for label in ADMIN_LISTS:
             calls[f"admin {label}"] = lambda label=label: admin.get(reverse(f"admin:{label}_changelist"))
