@@ -1,7 +1,9 @@
 """Queries per request do not grow with data (issue 21), the control plane and identity: pending
 control changes in the API and the admin, group-role mappings, and SCIM's users and groups, at
 SMALL and LARGE rows. The OIDC pages (``oidc/authenticate/``, ``oidc/callback/``) read no rows
-that grow: they redirect to the provider or sign one person in; the login page is counted."""
+that grow: they redirect to the provider or sign one person in; the login page is counted.
+``POST control-changes/{id}/approve/`` and ``reject/`` are not counted yet: each decides one
+pending weakening change, which needs a real control to weaken per row (the rows here are not)."""
 import itertools
 from types import SimpleNamespace
 
