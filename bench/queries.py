@@ -8,7 +8,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve, reverse
 
 API_LISTS = ("change-requests", "deployments", "role-assignments", "teams", "environments", "roles",
-             "access-reviews", "audit-events", "alerts")
+             "access-reviews", "access-review-items", "audit-events", "alerts", "control-changes",
+             "deployment-reconciliation", "audit/checkpoints", "evidence-exports")
+DETAILS = {"change-requests": "id", "deployments": "id", "role-assignments": "id", "teams": "slug",
+           "environments": "slug", "roles": "slug", "access-reviews": "id", "alerts": "id"}  # the detail URL's field
 
 
 def _count(client: Client, url: str, **headers) -> int:
@@ -28,14 +31,21 @@ def measure(users: dict, tokens: dict, change_id: int) -> dict:
     rev.force_login(users["rev"])
     counts["dashboard"] = _count(rev, "/")
     counts["change request page"] = _count(rev, f"/changes/{change_id}/")
+    counts["inbox"] = _count(rev, "/inbox/")
+    counts["all changes"] = _count(rev, "/changes/")
     for name in API_LISTS:
         try:
             resolve(f"/api/v1/{name}/")
         except Resolver404:  # not served (yet): nothing to count
             continue
         who = "sec" if name == "alerts" else "auditor"
-        counts[f"api {name}/"] = _count(Client(), f"/api/v1/{name}/",
-                                        HTTP_AUTHORIZATION=f"Token {tokens[who]}")
+        key = {"HTTP_AUTHORIZATION": f"Token {tokens[who]}"}
+        counts[f"api {name}/"] = _count(Client(), f"/api/v1/{name}/", **key)
+        if name in DETAILS:  # the first row the list shows, as its detail
+            rows = Client().get(f"/api/v1/{name}/", **key).json()["results"]
+            if rows:
+                counts[f"api {name}/{{{DETAILS[name]}}}/"] = _count(
+                    Client(), f"/api/v1/{name}/{rows[0][DETAILS[name]]}/", **key)
     superuser = Client()
     superuser.force_login(users["admin"])
     for model in admin.site._registry:

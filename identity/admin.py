@@ -12,6 +12,7 @@ from identity.models import GroupRoleMapping
 class GroupRoleMappingAdmin(ControlledAdminMixin, ServiceOnlyAdmin):
     control_kind = "identity.grouprolemapping"
     list_display = ["group_name", "role", "team", "environment", "is_active"]
+    list_select_related = ["role", "team", "environment"]
     list_filter = ["is_active", "role", "team"]
     search_fields = ["group_name"]
 

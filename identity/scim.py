@@ -113,10 +113,10 @@ def user_resource(request, user, person: Person | None) -> ScimUser:
 
 
 def group_resource(request, group: ScimGroup) -> Group:
+    members = sorted(group.members.all(), key=lambda u: u.pk)  # all(): the list's prefetched members
     resource = Group(id=str(group.pk), external_id=group.external_id or None, display_name=group.display_name,
-                     members=[GroupMember(value=str(u.pk), type="User",
-                                          ref=_location(request, "Users", u.pk)) for u in group.members.order_by("pk")]
-                     or None)
+                     members=[GroupMember(value=str(u.pk), type="User", ref=_location(request, "Users", u.pk))
+                              for u in members] or None)
     resource.meta = Meta(resource_type="Group", location=_location(request, "Groups", group.pk),
                          created=group.created_at, last_modified=group.updated_at)
     return resource

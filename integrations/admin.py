@@ -73,6 +73,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 @admin.register(LearntContributor)
 class LearntContributorAdmin(ReadOnlyAdmin):
     list_display = ["change_request", "source", "login", "email", "user", "commit_sha", "learnt_at"]
+    list_select_related = ["change_request", "user"]  # user may be null: Django's default join skips it
     list_filter = ["source"]
 
 
@@ -80,6 +81,7 @@ class LearntContributorAdmin(ReadOnlyAdmin):
 class ProtectionRequestAdmin(ReadOnlyAdmin):
     list_display = ["repository", "environment_name", "sha", "actor_login", "change_request", "state", "failures",
                     "answered_at"]
+    list_select_related = ["repository", "change_request"]
     list_filter = ["state"]
     search_fields = ["repository__full_name", "sha", "actor_login"]
 
@@ -87,4 +89,5 @@ class ProtectionRequestAdmin(ReadOnlyAdmin):
 @admin.register(ReportedDeployment)
 class ReportedDeploymentAdmin(ReadOnlyAdmin):
     list_display = ["reported_at", "source", "repository", "external_id", "environment_name", "commit_sha", "status"]
+    list_select_related = ["repository"]
     list_filter = ["source", "status"]
