@@ -427,7 +427,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
-    lock_user(actor)  # before the change and before reading the actor's grants: G5 for decisions in flight
+    lock_user(actor, shared=True)  # before the change and before reading the actor's grants: G5 for decisions in flight
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     if revision is not None and revision != cr.revision:
         raise revision_changed(revision, cr.revision)
@@ -578,7 +578,7 @@ def deployment_retry(
 
 def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime, action: str) -> Deployment:
     _validate_url("pipeline_url", pipeline_url)
-    lock_user(actor)  # lock order: the actor, then the change (docs/architecture.md)
+    lock_user(actor, shared=True)  # lock order: the actor, then the change (docs/architecture.md)
     cr = change_request_for_decision(change_request.pk, lock=True, details=False)
     from_state = cr.state
     ctx = policy_context(cr, actor, at=at)
@@ -650,7 +650,7 @@ def deployment_rollback(*, actor, deployment: Deployment, reason: str, at: datet
     at = at or timezone.now()
     if not (reason or "").strip():
         raise ValidationError({"reason": ["Say why the deployment is rolled back."]})
-    lock_user(actor)
+    lock_user(actor, shared=True)
     deployment, cr = _lock_deployment(deployment)
     to_state = states.deployment_target("rollback")
     if not (states.deployment_allows("rollback", deployment.state) and states.allows("rollback", cr.state)):
@@ -676,7 +676,7 @@ def change_request_review_pir(
     at = at or timezone.now()
     if not (notes or "").strip():
         raise ValidationError({"notes": ["Write what the review found."]})
-    lock_user(actor)
+    lock_user(actor, shared=True)
     cr = change_request_for_decision(change_request.pk, lock=True)
     if not cr.is_emergency or cr.pir_due_at is None or cr.pir_at is not None:
         raise InvalidState("Only a deployed emergency change awaiting its review can be reviewed.")

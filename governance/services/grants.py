@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -98,7 +98,7 @@ def _validate_grant(*, role, environment, justification, expires_at, privileged,
         raise ValidationError(errors)
 
 
-def lock_user(user):
+def lock_user(user, *, shared: bool = False):
     """The first lock of every decision about or by a person (docs/architecture.md, "Lock order").
 
     The grant services take the grantee's row, so two concurrent grants cannot together create a
@@ -107,8 +107,21 @@ def lock_user(user):
     while they wait takes effect for them. ``FOR NO KEY UPDATE``: it orders these writers among
     themselves without blocking the foreign-key checks of rows that merely name the user (an
     audit event's actor, an approval's reviewer), which would otherwise wait on it while holding
-    the chain head."""
-    return get_user_model().objects.select_for_update(no_key=True).get(pk=user.pk)
+    the chain head.
+
+    ``shared`` (the releases services, for their actor): ``FOR SHARE`` on PostgreSQL. One person's
+    decisions then run side by side (a CI account deploying many changes at once, issue 21), while
+    a grant service's lock on that person still waits for the decisions in flight and they for it:
+    a revocation takes effect for every decision that reads the grants after it, as before. Foreign
+    keys' ``FOR KEY SHARE`` does not conflict with it either."""
+    User = get_user_model()
+    if not shared or connection.vendor != "postgresql":  # SQLite: one write transaction at a time already
+        return User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    table, pk = connection.ops.quote_name(User._meta.db_table), connection.ops.quote_name(User._meta.pk.column)
+    locked = next(iter(User.objects.raw(f"SELECT * FROM {table} WHERE {pk} = %s FOR SHARE", [user.pk])), None)  # nosec B608
+    if locked is None:
+        raise User.DoesNotExist(f"No user {user.pk}.")
+    return locked
 
 
 def _grant_data(assignment: RoleAssignment, **extra) -> dict:

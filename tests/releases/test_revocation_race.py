@@ -142,3 +142,46 @@ def test_deciding_a_change_and_a_grant_at_once_does_not_deadlock(demo, now, monk
     out = StringIO()
     call_command("audit_verify", stdout=out)
     assert "intact" in out.getvalue()
+
+
+def test_one_persons_decisions_run_side_by_side_and_a_revocation_still_waits_for_them(demo, now):
+    """Issue 21: the releases services lock their actor's row shared (``lock_user(shared=True)``).
+    While one decision of ops's is in flight, ops's next deployment goes through without waiting
+    (a CI account deploying many changes at once); a revocation of ops's grant waits for the
+    decision in flight, and so takes effect for every decision that reads the grants after it."""
+    cr = approved_in_production(demo, now)
+    grant = grant_of(demo.ops, "operations", demo.production)
+    holding, deployed, revoked = threading.Event(), threading.Event(), threading.Event()
+    revoker = []
+
+    def decision_in_flight():
+        with transaction.atomic():
+            governance_services.lock_user(demo.ops, shared=True)
+            holding.set()
+            side_by_side = deployed.wait(timeout=15)
+            wait_until_blocked(revoker[0], revoked, "the revocation to wait on the decision in flight")
+            return side_by_side, not revoked.is_set()
+
+    def next_deployment():
+        assert holding.wait(timeout=20)
+        try:
+            return services.deployment_start(actor=demo.ops, change_request=cr, at=now)
+        finally:
+            deployed.set()
+
+    def revoke():
+        revoker.append(backend_pid())
+        assert deployed.wait(timeout=30)
+        try:
+            return governance_services.role_assignment_revoke(actor=demo.mgr, assignment=grant,
+                                                              reason="Moved to sales.", at=now)
+        finally:
+            revoked.set()
+
+    (side_by_side, revocation_waited), deployment, revocation = in_threads(decision_in_flight, next_deployment, revoke)
+
+    assert isinstance(deployment, Deployment), deployment
+    assert side_by_side, "ops's second decision waited for the first"
+    assert revocation_waited, "the revocation did not wait for ops's decision in flight"
+    assert not isinstance(revocation, BaseException), revocation
+    assert RoleAssignment.objects.get(pk=grant.pk).status == RoleAssignment.Status.REVOKED
