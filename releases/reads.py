@@ -5,9 +5,9 @@ planning): here each statement's SQL is generated once per database vendor from 
 metadata (no column is listed by hand), and each call binds new values, runs it and builds the
 model instances with ``Model.from_db`` and the fields' own converters, as the ORM does.
 
-Three statements, always the same ones: the change with its environment, policy and the policy's
+Two statements, always the same ones: the change with its environment, policy and the policy's
 prior environment (and, for the gate, the actor's team membership and a freeze window in force as
-``EXISTS``); its approvals; the ids of everyone ever listed as a contributor. What they read and
+``EXISTS``); then its approvals and the ids of everyone ever listed as a contributor, together. What they read and
 how the policy reads it is the services' ``selectors.change_request_for_decision`` (and for_gate's
 ``EXISTS``); ``tests/releases/test_gate_read.py`` holds the two to the same answers for every
 persona, change and action, and over random stories.
@@ -60,9 +60,14 @@ TEAM = _Columns(Team, "team")
 APPROVAL = _Columns(Approval, "a")
 
 
+def _position(name: str) -> int:
+    """Where an approval's column ``name`` is in the children statement's rows (1-based, after the kind)."""
+    return 2 + [f.name for f in Approval._meta.concrete_fields].index(name)
+
+
 @cache
-def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[str, str, str]:
-    """The three statements' SQL for this vendor (``%s`` placeholders, in the order ``read`` binds)."""
+def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[str, str]:
+    """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``read`` binds)."""
     q = connection.ops.quote_name
     table = lambda model: q(model._meta.db_table)  # noqa: E731
     parts = [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
@@ -85,11 +90,15 @@ def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[s
     change = f"SELECT {columns} FROM {table(ChangeRequest)} cr {' '.join(joins)} WHERE cr.{q('id')} = %s"
     if lock and connection.features.has_select_for_update_of:
         change += " FOR UPDATE OF cr"  # the change's own row; SQLite's write transaction serialises already
-    approvals = (f"SELECT {APPROVAL.sql(q)} FROM {table(Approval)} a WHERE a.{q('change_request_id')} = %s "
-                 f"ORDER BY a.{q('created_at')}, a.{q('id')}")  # Approval's own ordering
-    contributors = (f"SELECT DISTINCT {q('user_id')} FROM {table(RevisionContributor)} WHERE "
-                    f"{q('change_request_id')} = %s")
-    return change, approvals, contributors
+    # The approvals and the contributors' ids in one round trip: a row per approval (kind 0, its
+    # columns) and per contributor record (kind 1, its user id), approvals in Approval's own order.
+    blanks = ", ".join(["NULL"] * APPROVAL.width)
+    children = (
+        f"SELECT 0, {APPROVAL.sql(q)}, NULL FROM {table(Approval)} a WHERE a.{q('change_request_id')} = %s "
+        f"UNION ALL SELECT 1, {blanks}, rc.{q('user_id')} FROM {table(RevisionContributor)} rc "
+        f"WHERE rc.{q('change_request_id')} = %s ORDER BY 1, {_position('created_at')}, {_position('id')}"
+    )
+    return change, children
 
 
 def _prefetched(instance: ChangeRequest, name: str, objects: list) -> None:
@@ -108,7 +117,7 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
     ``in_freeze``, as ``selectors.for_gate`` annotates them. ``lock`` takes the change's row lock
     in the same statement."""
     gate = actor is not None
-    change_sql, approvals_sql, contributors_sql = _statements(connection.vendor, with_team, gate, lock)
+    change_sql, children_sql = _statements(connection.vendor, with_team, gate, lock)
     params = [pk]
     if gate:
         at_db = FreezeWindow._meta.get_field("starts_at").get_db_prep_value(at, connection)
@@ -118,10 +127,10 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
         row = cursor.fetchone()
         if row is None:
             return None
-        cursor.execute(approvals_sql, [pk])
-        approval_rows = cursor.fetchall()
-        cursor.execute(contributors_sql, [pk])
-        contributor_ids = [user_id for (user_id,) in cursor.fetchall()]
+        cursor.execute(children_sql, [pk, pk])
+        children = cursor.fetchall()
+    approval_rows = [child[1:-1] for child in children if child[0] == 0]
+    contributor_ids = {child[-1] for child in children if child[0] == 1}
     parts = [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
     built, start = [], 0
     for part in parts:

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.memo import per_request
+from core.shapes import Shape
 from governance import duties
 from governance.models import Membership, RoleAssignment
 from releases import states
@@ -36,6 +37,14 @@ def _per_request(user, name: str, at, compute, *, reuse: bool = True):
     return per_request(user, name, compute, at=at)
 
 
+# The grants-in-force query of every gate call and every decision, compiled once (core.shapes).
+_DUTIES_IN_FORCE = Shape(
+    lambda user_id, at: RoleAssignment.objects.in_force(at).filter(user_id=user_id, role__duties__duty__isnull=False)
+    .order_by().values_list("environment_id", "role__duties__duty").distinct(),
+    user_id=int, at=datetime,
+)
+
+
 def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | None, str]]:
     """(environment id, or None for every environment; duty) for each grant of ``user`` in force at
     ``at``: one query, read once per request at ``at``, answering both whether the user sees every
@@ -44,13 +53,7 @@ def _duties_in_force(user, at, *, reuse: bool = True) -> frozenset[tuple[int | N
         return frozenset()
 
     def read():
-        rows = (
-            RoleAssignment.objects.in_force(at).filter(user_id=user.pk, role__duties__duty__isnull=False)
-            .order_by()
-            .values_list("environment_id", "role__duties__duty")
-            .distinct()
-        )
-        return frozenset(rows)
+        return frozenset(_DUTIES_IN_FORCE.rows(user_id=user.pk, at=at or timezone.now()))
 
     return _per_request(user, "duties_in_force", at, read, reuse=reuse)
 

@@ -68,3 +68,31 @@ def test_the_gate_and_the_services_see_the_same_changes_and_decide_alike(demo, n
     assert "prior_environment_required" in codes
     assert ("freeze_window_active" in codes) is frozen
     assert ChangeRequest.objects.count() > 5
+
+
+def test_the_grants_shape_answers_as_the_orm_for_everyone_at_any_instant(demo, now):
+    """``core.shapes``: the grants-in-force query compiled once answers as the queryset built afresh,
+    before, inside and after a grant's lifetime and for a disabled account."""
+    from datetime import datetime
+
+    from core.shapes import Shape
+    from governance import services as governance
+    from governance.models import RoleAssignment
+    from releases.selectors import _DUTIES_IN_FORCE
+
+    governance.role_grant(actor=demo.mgr, user=demo.dev2, role=demo.roles["reviewer"], team=demo.payments,
+                          environment=demo.staging, justification="Covers the staging rota", at=now,
+                          expires_at=now + timedelta(days=2))
+    type(demo.idev).objects.filter(pk=demo.idev.pk).update(is_active=False)
+    compared = 0
+    for at in (now - timedelta(days=1), now + timedelta(hours=1), now + timedelta(days=3)):
+        for user in get_user_model().objects.all():
+            orm = set(RoleAssignment.objects.in_force(at).filter(user_id=user.pk, role__duties__duty__isnull=False)
+                      .order_by().values_list("environment_id", "role__duties__duty").distinct())
+            assert set(_DUTIES_IN_FORCE.rows(user_id=user.pk, at=at)) == orm, (user.username, at)
+            compared += len(orm)
+    assert compared > 50
+    never_used = Shape(lambda user_id, at: RoleAssignment.objects.filter(user_id=user_id).values_list("pk"),
+                       user_id=int, at=datetime)
+    with pytest.raises(ValueError, match="at does not reach"):
+        never_used.rows(user_id=demo.dev.pk, at=now)
