@@ -217,57 +217,58 @@ SAMPLES = {
 }
 
 
-def _targets(demo):
-    call_command("sync_schedules", stdout=open("/dev/null", "w"))
-    freeze = set_control(by=demo.sec, control="releases.freezewindow", name="Quarter close", starts_at=SOON,
-                         ends_at=SOON + timedelta(days=2), reason="", environments=[demo.production, demo.staging])
-    channel = NotificationChannel.objects.get(pk=control_change(
-        actor=demo.admin, kind="audit.notificationchannel", values={
-            "name": "Security mail", "kind": "email", "target": "security@example.com", "topics": "alert,escalation"},
-    ).target_id)
-    repository = LinkedRepository.objects.get(pk=control_change(
-        actor=demo.admin, kind="integrations.linkedrepository", values={
-            "platform": "github", "full_name": "Codertocat/Hello-World", "team": demo.payments,
-            "webhook_secret": "s3cret", "is_active": True},
-    ).target_id)
-    account = PlatformAccount.objects.get(pk=control_change(
-        actor=demo.admin, kind="integrations.platformaccount",
-        values={"user": demo.rev, "platform": "github", "login": "Codertocat"},
-    ).target_id)
-    mapping = GroupRoleMapping.objects.get(pk=set_control(
-        by=demo.admin, second=demo.sec, control="identity.grouprolemapping", group_name="cs-reviewers",
-        role=demo.roles["reviewer"], team=demo.payments, environment=demo.staging, is_active=True).pk)
-    sink = SiemSink.objects.get(pk=control_change(
-        actor=demo.admin, kind="compliance.siemsink", values={
-            "name": "SOC Splunk", "transport": "https_hec", "format": "ocsf", "token": "hec-token", "secret": "hmac",
-            "destination": "https://splunk.example.com:8088/services/collector/event"},
-    ).target_id)
-    authority = TimestampAuthority.objects.get(pk=control_change(
-        actor=demo.admin, kind="audit.timestampauthority", values={
-            "name": "Outside TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]},
-    ).target_id)
-    witness = Witness.objects.get(pk=control_change(
-        actor=demo.admin, kind="compliance.witness",
-        values={"name": "witness.example.org/w1", "public_key": _witness_key("witness.example.org/w1")},
-    ).target_id)
-    return {
-        "audit.timestampauthority": authority,
-        "compliance.siemsink": sink,
-        "compliance.witness": witness,
-        "identity.grouprolemapping": mapping,
-        "integrations.linkedrepository": repository,
-        "integrations.platformaccount": account,
-        "releases.approvalpolicy": ApprovalPolicy.objects.get(environment=demo.production),
-        "releases.freezewindow": freeze,
-        "releases.standardchangetemplate": StandardChangeTemplate.objects.get(),
-        "governance.environment": demo.production,
-        "governance.team": demo.payments,
-        "governance.role": demo.roles["reviewer"],
-        "governance.conflictrule": ConflictRule.objects.get(duty_a="approve", duty_b="deploy"),
-        "auth.user": demo.dev,
-        "audit.notificationchannel": channel,
-        "django_celery_beat.periodictask": PeriodicTask.objects.get(name="audit: verify the hash chain"),
+def _target(demo, kind_key):
+    """The row of ``kind_key`` the admin edits: an existing one of the demo, or one made for it
+    (only the one the case needs: each is a control change of its own)."""
+    made = {
+        "releases.freezewindow": lambda: set_control(
+            by=demo.sec, control="releases.freezewindow", name="Quarter close", starts_at=SOON,
+            ends_at=SOON + timedelta(days=2), reason="", environments=[demo.production, demo.staging]),
+        "audit.notificationchannel": lambda: NotificationChannel.objects.get(pk=control_change(
+            actor=demo.admin, kind="audit.notificationchannel", values={
+                "name": "Security mail", "kind": "email", "target": "security@example.com",
+                "topics": "alert,escalation"},
+        ).target_id),
+        "integrations.linkedrepository": lambda: LinkedRepository.objects.get(pk=control_change(
+            actor=demo.admin, kind="integrations.linkedrepository", values={
+                "platform": "github", "full_name": "Codertocat/Hello-World", "team": demo.payments,
+                "webhook_secret": "s3cret", "is_active": True},
+        ).target_id),
+        "integrations.platformaccount": lambda: PlatformAccount.objects.get(pk=control_change(
+            actor=demo.admin, kind="integrations.platformaccount",
+            values={"user": demo.rev, "platform": "github", "login": "Codertocat"},
+        ).target_id),
+        "identity.grouprolemapping": lambda: GroupRoleMapping.objects.get(pk=set_control(
+            by=demo.admin, second=demo.sec, control="identity.grouprolemapping", group_name="cs-reviewers",
+            role=demo.roles["reviewer"], team=demo.payments, environment=demo.staging, is_active=True).pk),
+        "compliance.siemsink": lambda: SiemSink.objects.get(pk=control_change(
+            actor=demo.admin, kind="compliance.siemsink", values={
+                "name": "SOC Splunk", "transport": "https_hec", "format": "ocsf", "token": "hec-token",
+                "secret": "hmac", "destination": "https://splunk.example.com:8088/services/collector/event"},
+        ).target_id),
+        "audit.timestampauthority": lambda: TimestampAuthority.objects.get(pk=control_change(
+            actor=demo.admin, kind="audit.timestampauthority", values={
+                "name": "Outside TSA", "url": "https://tsa.example.com/tsr", "certificate": make_authority()[0]},
+        ).target_id),
+        "compliance.witness": lambda: Witness.objects.get(pk=control_change(
+            actor=demo.admin, kind="compliance.witness",
+            values={"name": "witness.example.org/w1", "public_key": _witness_key("witness.example.org/w1")},
+        ).target_id),
+        "releases.approvalpolicy": lambda: ApprovalPolicy.objects.get(environment=demo.production),
+        "releases.standardchangetemplate": lambda: StandardChangeTemplate.objects.get(),
+        "governance.environment": lambda: demo.production,
+        "governance.team": lambda: demo.payments,
+        "governance.role": lambda: demo.roles["reviewer"],
+        "governance.conflictrule": lambda: ConflictRule.objects.get(duty_a="approve", duty_b="deploy"),
+        "auth.user": lambda: demo.dev,
+        "django_celery_beat.periodictask": lambda: _schedule(),
     }
+    return made[kind_key]()
+
+
+def _schedule():
+    call_command("sync_schedules", stdout=open("/dev/null", "w"))
+    return PeriodicTask.objects.get(name="audit: verify the hash chain")
 
 
 # --- The table covers everything ------------------------------------------------------------------
@@ -344,7 +345,7 @@ CASES = [(key, name) for key, fields in SAMPLES.items() for name, sample in fiel
 def test_a_control_field_changed_in_the_admin_is_on_the_chain_and_four_eyes_when_weaker(
         demo, client_as, kind_key, field, django_capture_on_commit_callbacks):
     kind = registry.get(kind_key)
-    target = _targets(demo)[kind_key]
+    target = _target(demo, kind_key)
     value, effect, *extra = SAMPLES[kind_key][field]
     value = value(demo) if callable(value) else value
     before = kind.snapshot(target)

@@ -24,7 +24,7 @@ from schemathesis.generation import GenerationMode
 
 from tests.security import matrix
 
-pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:No directory at:UserWarning"), pytest.mark.sweep]
 
 PERSONAS = ["dev", "rev", "sec", "ops", "mgr", "auditor", "idev", "admin"]
 # Two files, half the personas each, so pytest-xdist (--dist loadfile) can run the halves on two

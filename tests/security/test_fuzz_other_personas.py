@@ -5,7 +5,7 @@ import pytest
 from tests.security.test_fuzz import SECOND_HALF, fuzz_persona
 from tests.security.test_fuzz import same_connection, schema, stats, world  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:No directory at:UserWarning"), pytest.mark.sweep]
 
 
 @pytest.mark.parametrize("persona", SECOND_HALF)

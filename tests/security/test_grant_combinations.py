@@ -30,7 +30,7 @@ from governance.models import Environment, Membership, Role, RoleAssignment, Tea
 from governance.permissions import sync_permissions
 from tests.security import matrix
 
-pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:No directory at:UserWarning"), pytest.mark.sweep]
 
 ON_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 EXAMPLES = int(os.environ.get("GRANT_COMBINATION_EXAMPLES", "100" if ON_POSTGRES else "25"))

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from tests.security.test_grant_combinations import EXAMPLES, GRANT_SETS, PERSONAS, render_without_a_crash
 from tests.security.test_grant_combinations import world  # noqa: F401  (the module's fixture)
 
-pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:No directory at:UserWarning"), pytest.mark.sweep]
 
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -69,6 +69,7 @@ def _codes(response) -> list[str]:
         return []
 
 
+@pytest.mark.sweep
 @pytest.mark.parametrize("row, persona", CELLS)
 def test_cell(world, db, row, persona):
     """``world`` (module-scoped, on the demo seed) is built before ``db`` opens this cell's
