@@ -33,7 +33,7 @@ def test_a_scim_leaver_lost_everything_the_same_moment(demo, bundle_of):
 
     kinds = [r["kind"] for r in rows]
     assert kinds.count("deactivation") == 1 and kinds.count("grant") == 3 and kinds.count("api_key") == 2
-    assert "action_after" not in kinds
+    assert "action_after" not in kinds, [r for r in rows if r["kind"] == "action_after"]
     assert all(r["source"] == "scim" and r["findings"] == [] for r in rows)
     assert all(r["seconds_after"] == 0 for r in rows if r["kind"] in ("grant", "api_key"))
     assert bundle.manifest["row_counts"]["leaver_offboarding"] == len(bundle.csv_rows("leaver_offboarding"))
