@@ -8,8 +8,8 @@ model instances with ``Model.from_db`` and the fields' own converters, as the OR
 Two statements, always the same ones: the change with its environment, policy and the policy's
 prior environment (and, for the gate, the actor's team membership and a freeze window in force as
 ``EXISTS``); then its approvals and the ids of everyone ever listed as a contributor, together. What they read and
-how the policy reads it is the services' ``selectors.change_request_for_decision`` (and for_gate's
-``EXISTS``); ``tests/releases/test_gate_read.py`` holds the two to the same answers for every
+how the policy reads it is what the services' ``selectors.change_request_for_decision`` read through
+the ORM before; ``tests/releases/test_gate_read.py`` holds the two to the same answers for every
 persona, change and action, and over random stories.
 """
 from dataclasses import dataclass
@@ -67,7 +67,7 @@ def _position(name: str) -> int:
 
 @cache
 def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[str, str]:
-    """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``read`` binds)."""
+    """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``change`` binds)."""
     q = connection.ops.quote_name
     table = lambda model: q(model._meta.db_table)  # noqa: E731
     parts = [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
@@ -114,7 +114,7 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
     """The change request ``pk`` with its environment, policy and prior environment, its approvals
     (without their reviewers) and contributor history, as ``policy_context`` reads them; None if
     there is none. With ``actor`` and ``at`` (the gate), it also carries ``actor_in_team`` and
-    ``in_freeze``, as ``selectors.for_gate`` annotates them. ``lock`` takes the change's row lock
+    ``in_freeze`` (``selectors.change_for_gate`` and ``policy_context`` read them). ``lock`` takes the change's row lock
     in the same statement."""
     gate = actor is not None
     change_sql, children_sql = _statements(connection.vendor, with_team, gate, lock)
