@@ -97,6 +97,8 @@ def test_portal_pages_cost_the_same_at_two_sizes(demo, client_as, api_as, portal
             "new change form (developer)": lambda: dev.get("/changes/new/"),
             "edit own draft (its author)": lambda: dev2.get(f"/changes/{draft.pk}/edit/"),
             "change asking for reviewers (reviewer)": lambda: rev.get(f"/changes/{asking}/"),
+            "its sign-off form (reviewer)": lambda: rev.get(f"/changes/{asking}/signoff/"),
+            "api its gate, approve (reviewer)": lambda: api.get(f"/api/v1/change-requests/{asking}/gate/?action=approve"),
             "api change-requests/{id}/ (requested reviewers)": lambda: api.get(f"/api/v1/change-requests/{asking}/"),
         }
 
