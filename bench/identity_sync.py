@@ -116,7 +116,7 @@ def floor_users(numbers: range) -> float:
 
     users = get_user_model()
     return _rolled_back(lambda: users.objects.bulk_create(
-        [users(username=username(n), email=username(n), first_name="User", last_name=f"N{n}", password="!")
+        [users(username=username(n), email=username(n), first_name="User", last_name=f"N{n}", password="!")  # nosec B106: an unusable password, as SCIM users have
          for n in numbers], batch_size=1000))
 
 

@@ -51,7 +51,7 @@ MAX_PROTECTION_RATIO = 15.0  # the round trip's p95 at most this multiple of the
 
 FLOOR_URL = "/bench/webhook/"
 REPOSITORY = "Codertocat/Hello-World"  # the octokit examples' repository
-SECRET = "the repository's webhook secret"
+SECRET = "the repository's webhook secret"  # nosec B105: a throwaway test database's
 APP_ID, APP_SECRET, INSTALLATION = "424242", "the App's webhook secret", 1  # octokit's installation id
 SHA = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"  # the commit of octokit's deployment example
 WARM_UP = 5  # deliveries of each kind made first and not timed

@@ -82,19 +82,19 @@ def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[s
     if gate:
         through = FreezeWindow.environments.through
         columns += (
-            f", EXISTS (SELECT 1 FROM {table(Membership)} m WHERE m.{q('user_id')} = %s AND m.{q('team_id')} = "
+            f", EXISTS (SELECT 1 FROM {table(Membership)} m WHERE m.{q('user_id')} = %s AND m.{q('team_id')} = "  # nosec B608: names from the models' metadata, values bound
             f"cr.{q('team_id')}), EXISTS (SELECT 1 FROM {table(FreezeWindow)} fw INNER JOIN {q(through._meta.db_table)} "
             f"fwe ON fwe.{q('freezewindow_id')} = fw.{q('id')} WHERE fwe.{q('environment_id')} = cr.{q('environment_id')} "
             f"AND fw.{q('starts_at')} <= %s AND fw.{q('ends_at')} > %s)"
         )
-    change = f"SELECT {columns} FROM {table(ChangeRequest)} cr {' '.join(joins)} WHERE cr.{q('id')} = %s"
+    change = f"SELECT {columns} FROM {table(ChangeRequest)} cr {' '.join(joins)} WHERE cr.{q('id')} = %s"  # nosec B608: names from the models' metadata, values bound
     if lock and connection.features.has_select_for_update_of:
         change += " FOR UPDATE OF cr"  # the change's own row; SQLite's write transaction serialises already
     # The approvals and the contributors' ids in one round trip: a row per approval (kind 0, its
     # columns) and per contributor record (kind 1, its user id), approvals in Approval's own order.
     blanks = ", ".join(["NULL"] * APPROVAL.width)
     children = (
-        f"SELECT 0, {APPROVAL.sql(q)}, NULL FROM {table(Approval)} a WHERE a.{q('change_request_id')} = %s "
+        f"SELECT 0, {APPROVAL.sql(q)}, NULL FROM {table(Approval)} a WHERE a.{q('change_request_id')} = %s "  # nosec B608: names from the models' metadata, values bound
         f"UNION ALL SELECT 1, {blanks}, rc.{q('user_id')} FROM {table(RevisionContributor)} rc "
         f"WHERE rc.{q('change_request_id')} = %s ORDER BY 1, {_position('created_at')}, {_position('id')}"
     )
