@@ -18,7 +18,6 @@ Run by bench/run.py in a throwaway test database (PostgreSQL when DATABASE_URL n
 SQLite); prints one JSON line. ``BENCH_APPEND_SIZES`` (default ``small=1024,large=1048576``),
 ``BENCH_APPEND_ROUNDS`` (transactions, default 10) and ``BENCH_APPEND_BATCH`` (appends in each, default 40).
 """
-import json
 import os
 import statistics
 import sys
@@ -190,17 +189,6 @@ def lines(r: dict) -> list[tuple[str, bool]]:
 
 
 if __name__ == "__main__":
-    import django
+    from bench.throwaway import measure_in_throwaway_database
 
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.COUNTERSIGN_AUDIT_PURGE_ALLOWED = True  # before connecting: this process's throwaway database only
-
-    old = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        measured = run()
-    finally:
-        connection.creation.destroy_test_db(old, verbosity=0)
-    print(json.dumps(measured))
+    measure_in_throwaway_database(run, purge_allowed=True)

@@ -223,14 +223,6 @@ def lines(r: dict) -> list[tuple[str, bool]]:
 
 
 if __name__ == "__main__":
-    import django
+    from bench.throwaway import measure_in_throwaway_database
 
-    django.setup()
-    from django.db import connection
-
-    old = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        measured = run()
-    finally:
-        connection.creation.destroy_test_db(old, verbosity=0)
-    print(json.dumps(measured))
+    measure_in_throwaway_database(run)

@@ -25,7 +25,6 @@ SQLite); prints one JSON line. ``BENCH_STREAM_EVENTS`` (default 20000), ``BENCH_
 ``BENCH_STREAM_TRANSPORTS`` (default ``syslog_tcp,https_hec``).
 """
 import http.client
-import json
 import os
 import socket
 import sys
@@ -262,17 +261,6 @@ def lines(r: dict) -> list[tuple[str, bool]]:
 
 
 if __name__ == "__main__":
-    import django
+    from bench.throwaway import measure_in_throwaway_database
 
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.COUNTERSIGN_AUDIT_PURGE_ALLOWED = True  # before connecting: this process's throwaway database only
-
-    old = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        measured = run()
-    finally:
-        connection.creation.destroy_test_db(old, verbosity=0)
-    print(json.dumps(measured))
+    measure_in_throwaway_database(run, purge_allowed=True)
