@@ -259,18 +259,6 @@ def webhooks(count: int, seeded: dict) -> dict:
     }
 
 
-def _app_key() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
-
-
 def fake_github(public_key: str):
     """tests/integrations/fake_github.py's GitHub, started, noting when each run's callback arrives
     (``fake.arrived[run_id]``, this process's ``perf_counter``: the fake serves from a thread)."""
@@ -336,7 +324,9 @@ def protection(count: int, repository) -> dict:
 
     at = tuesday_morning()
     change = seed_protection(repository, at)
-    private, public = _app_key()
+    from tests.integrations.fake_github import app_key_pair
+
+    private, public = app_key_pair()
     fake, client = fake_github(public), Client()
     figure, floor, statements = [], [], []
     settings = {"COUNTERSIGN_GITHUB_APP_ID": APP_ID, "COUNTERSIGN_GITHUB_PRIVATE_KEY": private,

@@ -104,6 +104,20 @@ def operations(name: str) -> tuple[Operation, ...]:
     return tuple(sorted(found, key=lambda op: (op.template.count("{"), op.template)))
 
 
+def app_key_pair() -> tuple[str, str]:
+    """A GitHub App's RSA key (PEM): the private half for Countersign's settings, the public half
+    for the fake to check the App's JWTs with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
 class Refusal(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from django.test import Client
 
 from audit import outbox
@@ -36,12 +36,7 @@ TOPICS = ("integrations.webhook", protection.TOPIC)
 
 @pytest.fixture(scope="module")
 def app_key():
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return fake_github.app_key_pair()
 
 
 def _fake(app_key, spec_name="api.github.com"):
