@@ -2,8 +2,8 @@
 control changes in the API and the admin, group-role mappings, and SCIM's users and groups, at
 SMALL and LARGE rows. The OIDC pages (``oidc/authenticate/``, ``oidc/callback/``) read no rows
 that grow: they redirect to the provider or sign one person in; the login page is counted.
-``POST control-changes/{id}/approve/`` and ``reject/`` are not counted yet: each decides one
-pending weakening change, which needs a real control to weaken per row (the rows here are not)."""
+``POST control-changes/{id}/approve/`` and ``reject/`` are counted with real pending weakening
+changes (a conflict rule's deactivation each) at SMALL and LARGE others pending."""
 import itertools
 from types import SimpleNamespace
 
@@ -90,3 +90,46 @@ def test_scim_users_and_groups_cost_the_same_at_two_sizes(demo, governed):
         }
 
     assert_same_at_two_sizes(governed.grow, requests)
+
+
+def test_deciding_a_control_change_costs_the_same_with_more_pending(demo, api_as):
+    """``POST control-changes/{id}/approve/`` and ``reject/``: security decides one of admin's
+    pending deactivations of a conflict rule (a weakening change, K3), with SMALL and then LARGE
+    others pending."""
+    from itertools import combinations
+
+    from governance import duties
+    from governance.controls.services import control_change
+    from governance.models import ConflictRule
+    from tests.factories import set_control
+
+    pairs = (pair for pair in combinations(sorted(duties.ALL), 2)
+             if not ConflictRule.objects.filter(duty_a__in=pair, duty_b__in=pair).exists())
+    pending, decided = [], []
+
+    def propose_deactivating_a_new_rule():
+        duty_a, duty_b = next(pairs)
+        rule = set_control(by=demo.admin, control="governance.conflictrule", duty_a=duty_a, duty_b=duty_b, tier="",
+                           description=f"{duty_a} never {duty_b}")
+        change = control_change(actor=demo.admin, kind="governance.conflictrule", target=rule,
+                                values={"is_active": False})
+        assert change.status == ControlChange.Status.PENDING, change.weakening
+        return change
+
+    def grow(n):
+        for _ in range(n + 4):  # n that stay pending, and the warm-up and counted decision of each endpoint
+            pending.append(propose_deactivating_a_new_rule())
+
+    def decide(how):
+        def call():
+            decided.append((how, pending.pop()))
+            return api_as(demo.sec).post(f"/api/v1/control-changes/{decided[-1][1].pk}/{how}/",
+                                         {"comment": "Second pair of eyes."}, format="json")
+        return call
+
+    assert_same_at_two_sizes(grow, lambda: {"POST control-changes/{id}/approve/": decide("approve"),
+                                            "POST control-changes/{id}/reject/": decide("reject")})
+    statuses = {how: {ControlChange.objects.get(pk=change.pk).status for h, change in decided if h == how}
+                for how in ("approve", "reject")}
+    assert statuses == {"approve": {ControlChange.Status.APPLIED}, "reject": {ControlChange.Status.REJECTED}}
+    assert len(decided) == 8
