@@ -149,8 +149,8 @@ def change_for_gate(user, pk: int, *, at: datetime) -> ChangeRequest | None:
     reads of it and of ``user`` at ``at``: its environment and policy, its approvals and
     contributor history, whether the user is in its team and whether a freeze window is in force on
     its environment. After the caller's grants (read once per request, also answering "sees every
-    change"), three statements built once (``releases.reads``, issue 21); a fourth where the policy
-    names a prior environment (issue 6) and a fifth for a standard change's templates.
+    change"), two statements built once (``releases.reads``, issue 21); a third where the policy
+    names a prior environment (issue 6) and a fourth for a standard change's templates.
 
     V1 as ``change_requests_visible_to`` states it, for one change: a member of its team, or a
     holder of view_audit."""
