@@ -150,6 +150,12 @@ def pytest_collection_modifyitems(config, items):
         # that declare a database fixture or mark.
         if "demo" in item.fixturenames and not _marked_transactional(item):
             item.fixturenames[:0] = ["seeded_demo", "db"]
+    # The long files first (the sweeps, the browser tests, the drills): pytest-xdist's ``--dist
+    # loadfile`` hands whole files to whichever worker is free, in this order, so a long file handed
+    # out last kept one worker busy for minutes while the other had nothing left. Stable: every
+    # file's tests stay together and in their order.
+    long_files = {item.path for item in items if {"sweep", "browser", "resilience"} & set(item.keywords)}
+    items.sort(key=lambda item: item.path not in long_files)
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (CI's second pass does)")
     skip_redis = pytest.mark.skip(reason="needs Redis and a real worker: set CELERY_BROKER_URL=redis://...")
     for item in items:
