@@ -40,16 +40,25 @@ class _Columns:
     def build(self, values) -> Model | None:
         """The instance for these values, converted as the ORM converts them; None for a row an
         outer join did not find (its primary key is NULL)."""
-        fields = self.model._meta.concrete_fields
-        if values[[f.primary_key for f in fields].index(True)] is None:
+        pk_index, attnames, converters = _conversions(self, connection.vendor)
+        if values[pk_index] is None:
             return None
         converted = []
-        for field, value in zip(fields, values, strict=True):
-            col = field.get_col(self.alias)
-            for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+        for (col, convert_all), value in zip(converters, values, strict=True):
+            for convert in convert_all:
                 value = convert(value, col, connection)
             converted.append(value)
-        return self.model.from_db(connection.alias, [f.attname for f in fields], converted)
+        return self.model.from_db(connection.alias, attnames, converted)
+
+
+@cache
+def _conversions(columns: _Columns, vendor: str) -> tuple[int, list[str], list[tuple]]:
+    """For ``columns`` on this vendor, found once: where the primary key is, the fields' attribute
+    names, and each column with its converters (the backend's, then the field's)."""
+    fields = columns.model._meta.concrete_fields
+    cols = [field.get_col(columns.alias) for field in fields]
+    converters = [(col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)) for col in cols]
+    return [f.primary_key for f in fields].index(True), [f.attname for f in fields], converters
 
 
 CHANGE = _Columns(ChangeRequest, "cr")
@@ -58,6 +67,11 @@ POLICY = _Columns(ApprovalPolicy, "pol")
 PRIOR = _Columns(Environment, "pe")
 TEAM = _Columns(Team, "team")
 APPROVAL = _Columns(Approval, "a")
+
+
+def _parts(with_team: bool) -> list[_Columns]:
+    """The models of the change's statement, in the order of its columns."""
+    return [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
 
 
 def _position(name: str) -> int:
@@ -70,8 +84,7 @@ def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[s
     """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``change`` binds)."""
     q = connection.ops.quote_name
     table = lambda model: q(model._meta.db_table)  # noqa: E731
-    parts = [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
-    columns = ", ".join(part.sql(q) for part in parts)
+    columns = ", ".join(part.sql(q) for part in _parts(with_team))
     joins = [
         f"INNER JOIN {table(Environment)} env ON env.{q('id')} = cr.{q('environment_id')}",
         f"LEFT OUTER JOIN {table(ApprovalPolicy)} pol ON pol.{q('environment_id')} = env.{q('id')}",
@@ -131,16 +144,14 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
         children = cursor.fetchall()
     approval_rows = [child[1:-1] for child in children if child[0] == 0]
     contributor_ids = {child[-1] for child in children if child[0] == 1}
-    parts = [CHANGE, ENVIRONMENT, POLICY, PRIOR] + ([TEAM] if with_team else [])
     built, start = [], 0
-    for part in parts:
+    for part in _parts(with_team):
         built.append(part.build(row[start:start + part.width]))
         start += part.width
     cr, environment, policy, prior = built[:4]
-    if policy is not None:
-        policy.require_prior_environment = prior
     ApprovalPolicy.environment.field.remote_field.set_cached_value(environment, policy)  # environment.approval_policy
     if policy is not None:
+        policy.require_prior_environment = prior
         ApprovalPolicy.environment.field.set_cached_value(policy, environment)
     cr.environment = environment
     if with_team:
