@@ -108,7 +108,7 @@ def measure(operations: int) -> dict:
     if base64.b64decode(envelope["signatures"][0]["sig"]) != signature:
         raise RuntimeError("the envelope's signature is not the bare signature of its PAE bytes")
     operation = {
-        "issue": lambda: attestations.issue(cr, kind="approval", at=at, context=context).envelope == envelope,
+        "issue": lambda: attestations.issue(context, kind="approval", at=at).envelope == envelope,
         "sign": lambda: private.sign(message) == signature,
         "verify": lambda: attestation_verify.verify(envelope, pem, now=at, digest=digest).ok,
         "bare_verify": lambda: public.verify(signature, message) is None,  # raises if it does not verify

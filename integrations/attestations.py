@@ -21,8 +21,7 @@ from governance.models import RoleAssignment
 from integrations.attestation_verify import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
 from integrations.models import Attestation
 from releases import policy
-from releases.models import ApprovalPolicy, ChangeRequest, Deployment
-from releases.selectors import change_request_for_decision, policy_context
+from releases.models import ApprovalPolicy, Deployment
 
 POLICY_FIELDS = (
     "min_approvals", "min_security_approvals", "high_risk_security_approvals", "team_reviewer_required",
@@ -133,15 +132,10 @@ def envelope_for(statement: dict) -> dict:
     }
 
 
-def issue(change_request: ChangeRequest, *, kind: str, at: datetime, deployment: Deployment | None = None,
-          context: policy.PolicyContext | None = None) -> Attestation | None:
+def issue(context: policy.PolicyContext, *, kind: str, at: datetime, deployment: Deployment | None = None) -> Attestation | None:
     """Sign and store one attestation for a production change (others get none). Called inside the
     transition's transaction by ``integrations.receivers`` with ``context``, the policy context the
-    transition was decided with (the change and its approvals as they stand in that transaction);
-    without it, the change is read afresh."""
-    if context is None:
-        cr = change_request_for_decision(change_request.pk)
-        context = policy_context(cr, cr.author, at=at)
+    transition was decided with (the change and its approvals as they stand in that transaction)."""
     cr = context.change_request
     if not cr.environment.is_production or policy.pinned_digest(cr.artifact) is None:
         return None  # the policy refuses an unpinned production artifact before it gets here

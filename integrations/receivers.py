@@ -7,13 +7,13 @@ from releases import signals
 
 
 @receiver(signals.change_request_approved, dispatch_uid="integrations_attest_approval")
-def attest_approval(sender, *, change_request, context, at, **kwargs):
-    attestations.issue(change_request, kind=Attestation.Kind.APPROVAL, at=at, context=context)
+def attest_approval(sender, *, context, at, **kwargs):
+    attestations.issue(context, kind=Attestation.Kind.APPROVAL, at=at)
 
 
 @receiver(signals.deployment_started, dispatch_uid="integrations_attest_deployment")
-def attest_deployment(sender, *, change_request, deployment, context, at, **kwargs):
-    attestations.issue(change_request, kind=Attestation.Kind.DEPLOYMENT, at=at, deployment=deployment, context=context)
+def attest_deployment(sender, *, deployment, context, at, **kwargs):
+    attestations.issue(context, kind=Attestation.Kind.DEPLOYMENT, at=at, deployment=deployment)
 
 
 @receiver(signals.change_request_decided, dispatch_uid="integrations_answer_waiting_deployments")
