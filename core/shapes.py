@@ -1,53 +1,102 @@
-"""A ``values_list`` query built by the ORM once per process and run again with new values (issue
-21): on the hot paths the ORM spent more time building and compiling a query than the database
-spent answering it. The queryset stays the one home of what it asks (a manager method such as
+"""Queries built by the ORM once per process and run again with new values (issue 21): on the hot
+paths the ORM spent more time building and compiling a query than the database spent answering
+it. The queryset stays the one home of what it asks (a manager method such as
 ``RoleAssignment.objects.in_force``); only its compiled SQL is kept.
 
-The shape is compiled with a sentinel for each value that changes from call to call, and the
-sentinels' places among the compiled parameters are remembered; a call puts its own values there,
-prepared for the database as the ORM prepares them. A sentinel that does not appear, or appears
-where it cannot be told apart from a constant, is refused when the shape is first compiled.
-Only plain columns (ids, text) may be selected: the rows come back as the database gives them.
+The shape is compiled with a sentinel for each value that changes from call to call (each name its
+own sentinel, so two ids of one type are never confused), and the sentinels' places among the
+compiled parameters are remembered; a call puts its own values there, prepared for the database as
+the ORM prepares them. A sentinel that does not appear is refused when the shape is first compiled.
+
+- ``Shape``: a ``values_list`` query; ``rows()`` answers its rows. Only plain columns (ids, text)
+  and ``EXISTS`` may be selected: the rows come back as the database gives them.
+- ``UpdateShape``: an ``update()`` of a queryset; ``execute()`` answers how many rows it changed.
 """
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import GenericIPAddressField, QuerySet
+from django.db.models.sql import UpdateQuery
 
-# Values no real call uses: a user id below zero, an instant in 1901.
-SENTINELS = {int: -727_272_727, datetime: datetime(1901, 2, 3, 4, 5, 6, 789_012, tzinfo=timezone.utc)}
+# Values no real call uses: ids below zero, instants in 1901, text no one types, addresses of
+# TEST-NET-1 (RFC 5737, for documentation only).
+_BASE_INSTANT = datetime(1901, 2, 3, 4, 5, 6, 789_012, tzinfo=timezone.utc)
 
 
-def _prepared(value):
+def _sentinel(kind, index: int):
+    if kind is int:
+        return -727_272_727 - index
+    if kind is datetime:
+        return _BASE_INSTANT + timedelta(seconds=index)
+    if kind is str:
+        return f"\x00countersign-shape-sentinel-{index}\x00"
+    if isinstance(kind, GenericIPAddressField):
+        return f"192.0.2.{index + 1}"
+    raise TypeError(f"A shape binds int, datetime, str or IP address values, not {kind!r}.")
+
+
+def _prepared(value, kind=None):
+    """``value`` as the ORM passes it to the database: instants adapted, an IP address through its
+    field (``kind``), everything else as it is."""
+    if isinstance(kind, GenericIPAddressField):
+        return kind.get_db_prep_value(value, connection)
     return connection.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value
 
 
 class Shape:
     """``Shape(lambda user_id, at: <queryset>.values_list(...), user_id=int, at=datetime)``;
-    ``shape.rows(user_id=7, at=now)`` runs the compiled SQL with those values."""
+    ``shape.rows(user_id=7, at=now)`` runs the compiled SQL with those values. A kind is ``int``,
+    ``datetime``, ``str`` or a ``GenericIPAddressField`` (the field the value is compared with)."""
 
-    def __init__(self, build: Callable[..., QuerySet], **kinds: type):
+    def __init__(self, build: Callable[..., QuerySet], **kinds):
         self.build, self.kinds = build, kinds
         self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
 
+    def _sql_with_params(self, built) -> tuple[str, tuple]:
+        return built.query.sql_with_params()
+
     def _compile(self) -> tuple[str, list, dict[int, str]]:
-        sentinels = {name: SENTINELS[kind] for name, kind in self.kinds.items()}
-        sql, params = self.build(**sentinels).query.sql_with_params()
+        sentinels = {name: _sentinel(kind, i) for i, (name, kind) in enumerate(self.kinds.items())}
+        sql, params = self._sql_with_params(self.build(**sentinels))
         slots = {}
         for name, sentinel in sentinels.items():
-            found = [i for i, param in enumerate(params) if param == _prepared(sentinel) or param == sentinel]
+            wanted = _prepared(sentinel, self.kinds[name])
+            found = [i for i, param in enumerate(params)
+                     if param == wanted or param == sentinel or (param is not None and str(param) == str(wanted))]
             if not found:
                 raise ValueError(f"{name} does not reach the query's parameters")
             slots.update(dict.fromkeys(found, name))
         return sql, list(params), slots
 
-    def rows(self, **values) -> list[tuple]:
+    def _bound(self, values) -> tuple[str, list]:
         compiled = self._compiled.get(connection.vendor)
         if compiled is None:
             compiled = self._compiled[connection.vendor] = self._compile()
         sql, params, slots = compiled
-        bound = [_prepared(values[slots[i]]) if i in slots else param for i, param in enumerate(params)]
+        return sql, [_prepared(values[slots[i]], self.kinds[slots[i]]) if i in slots else param
+                     for i, param in enumerate(params)]
+
+    def rows(self, **values) -> list[tuple]:
+        sql, bound = self._bound(values)
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
             return cursor.fetchall()
+
+
+class UpdateShape(Shape):
+    """``UpdateShape(lambda user_id, at: (<queryset>, {"last_used_at": at}), user_id=int, at=datetime)``:
+    ``shape.execute(user_id=7, at=now)`` runs the compiled ``UPDATE`` (what ``queryset.update(**values)``
+    would run; a filter across relations becomes the ORM's own ``pk IN (subquery)``)."""
+
+    def _sql_with_params(self, built) -> tuple[str, tuple]:
+        queryset, values = built
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(values)
+        return query.get_compiler(queryset.db).as_sql()
+
+    def execute(self, **values) -> int:
+        sql, bound = self._bound(values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, bound)
+            return cursor.rowcount

@@ -11,23 +11,30 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from audit import signing
+from core.shapes import Shape
 from governance.models import RoleAssignment
 from integrations.attestation_verify import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
 from integrations.models import Attestation
-from releases import policy
-from releases.models import ApprovalPolicy, Deployment
+from releases import policy, selectors
+from releases.models import Approval, ApprovalPolicy, ChangeRequest, Deployment
 
 POLICY_FIELDS = (
     "min_approvals", "min_security_approvals", "high_risk_security_approvals", "team_reviewer_required",
     "approval_ttl_hours", "allow_auto_approve_standard", "require_prior_environment_id", "deploy_weekdays",
     "deploy_window_start", "deploy_window_end", "emergency_min_approvals", "require_interactive_signoff",
 )
+
+
+class Person(NamedTuple):
+    username: str
+    email: str
 
 
 def _utc(at: datetime) -> str:
@@ -39,24 +46,42 @@ def policy_version(approval_policy: ApprovalPolicy | None) -> dict:
     if approval_policy is None:
         return {"id": None, "history_id": None, "sha256": None}
     values = {name: str(getattr(approval_policy, name)) for name in POLICY_FIELDS}
-    latest = approval_policy.history.order_by("-history_id").values_list("history_id", flat=True).first()
+    latest = selectors.policy_history(approval_policy)  # the version the decision's record names
     return {
         "id": approval_policy.pk,
-        "history_id": latest,
+        "history_id": latest[0] if latest else None,
         "sha256": hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest(),
     }
 
 
-def _roles(user_ids, environment_id, at: datetime) -> dict[int, list[str]]:
+def _reviewers(change_request_id):
+    return Approval.objects.filter(change_request_id=change_request_id).values("reviewer_id")
+
+
+# Compiled once (core.shapes, issue 21): the change's author and reviewers with their addresses,
+# and the roles its reviewers hold in force at ``at`` on its environment (or on every one). Both
+# read every reviewer of the change; ``build_statement`` keeps the approvals that count.
+_PEOPLE = Shape(
+    lambda change_request_id: get_user_model().objects.filter(
+        Q(pk__in=ChangeRequest.objects.filter(pk=change_request_id).values("author_id"))
+        | Q(pk__in=_reviewers(change_request_id))
+    ).values_list("pk", "username", "email"),
+    change_request_id=int,
+)
+_ROLES = Shape(
+    lambda change_request_id, environment_id, at: RoleAssignment.objects.in_force(at).filter(
+        Q(environment_id=environment_id) | Q(environment__isnull=True),
+        user_id__in=_reviewers(change_request_id),
+    ).order_by().values_list("user_id", "role__slug"),
+    change_request_id=int, environment_id=int, at=datetime,
+)
+
+
+def _roles(cr, user_ids, at: datetime) -> dict[int, list[str]]:
     roles: dict[int, set[str]] = {uid: set() for uid in user_ids}
-    rows = (
-        RoleAssignment.objects.in_force(at)
-        .filter(user_id__in=user_ids)
-        .filter(Q(environment_id=environment_id) | Q(environment__isnull=True))
-        .values_list("user_id", "role__slug")
-    )
-    for user_id, slug in rows:
-        roles[user_id].add(slug)
+    for user_id, slug in _ROLES.rows(change_request_id=cr.pk, environment_id=cr.environment_id, at=at):
+        if user_id in roles:
+            roles[user_id].add(slug)
     return {uid: sorted(slugs) for uid, slugs in roles.items()}
 
 
@@ -67,8 +92,8 @@ def build_statement(ctx: policy.PolicyContext, *, kind: str, at: datetime,
     name, digest = policy.pinned_digest(cr.artifact)
     status = policy.approval_status(ctx, at)  # whoever ctx's actor is: the approvals that count are the change's
     valid = sorted(status.valid, key=lambda a: (a.created_at, a.pk))
-    people = get_user_model().objects.only("username", "email").in_bulk({cr.author_id, *(a.reviewer_id for a in valid)} - {None})
-    roles = _roles({a.reviewer_id for a in valid if a.reviewer_id}, cr.environment_id, at)
+    people = {pk: Person(username, email) for pk, username, email in _PEOPLE.rows(change_request_id=cr.pk)}
+    roles = _roles(cr, {a.reviewer_id for a in valid if a.reviewer_id}, at)
     ttl_hours = ctx.effective_policy.approval_ttl_hours
     expires = at + timedelta(hours=settings.COUNTERSIGN_ATTESTATION_TTL_HOURS)
     if ttl_hours and valid:

@@ -18,6 +18,7 @@ from audit.alerts import raise_alert
 from audit.models import AuditEvent
 from releases.models import Approval, ChangeRequest
 from core.english import possessive
+from core.shapes import Shape
 
 RUBBER_STAMP_SECONDS = 60
 RECIPROCAL_THRESHOLD = getattr(settings, "COUNTERSIGN_RECIPROCAL_THRESHOLD", 3)
@@ -28,6 +29,18 @@ WORK_START, WORK_END = time(7, 0), time(20, 0)  # weekdays, in the team's time z
 def is_off_hours(at: datetime, time_zone: str) -> bool:
     local = at.astimezone(ZoneInfo(time_zone or "UTC"))
     return local.isoweekday() > 5 or not (WORK_START <= local.time() < WORK_END)
+
+
+def _seen_from(user_id, ip):
+    seen = AuditEvent.objects.filter(actor_id=user_id).exclude(ip__isnull=True)
+    return (get_user_model().objects.filter(pk=user_id)
+            .annotate(has_history=Exists(seen), seen_here=Exists(seen.filter(ip=ip)))
+            .values_list("has_history", "seen_here"))
+
+
+# Whether the actor acted from any recorded IP before, and from this one: one round trip for both
+# questions, compiled once (core.shapes), as every approval and deployment asks it.
+_SEEN_FROM = Shape(_seen_from, user_id=int, ip=AuditEvent._meta.get_field("ip"))
 
 
 def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: datetime) -> None:
@@ -43,13 +56,7 @@ def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: dateti
         )
     ip = context.current().ip
     if ip:
-        seen = AuditEvent.objects.filter(actor_id=actor.pk).exclude(ip__isnull=True)
-        has_history, seen_here = (
-            get_user_model().objects.filter(pk=actor.pk)
-            .annotate(has_history=Exists(seen), seen_here=Exists(seen.filter(ip=ip)))
-            .values_list("has_history", "seen_here")
-            .get()
-        )  # one round trip for both questions
+        has_history, seen_here = (bool(fact) for fact in _SEEN_FROM.rows(user_id=actor.pk, ip=ip)[0])
         if has_history and not seen_here:
             raise_alert(
                 "new_ip", severity="medium", actor=actor, environment=cr.environment.slug, team=cr.team.slug,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
 
@@ -79,8 +80,16 @@ def _position(name: str) -> int:
     return 2 + [f.name for f in Approval._meta.concrete_fields].index(name)
 
 
+def _converted(field, alias: str, value):
+    """``value`` as the ORM converts a column of ``field`` read from the database."""
+    col = field.get_col(alias)
+    for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+        value = convert(value, col, connection)
+    return value
+
+
 @cache
-def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[str, str]:
+def _statements(vendor: str, with_team: bool, gate: bool, lock: bool, decision: bool = False) -> tuple[str, str]:
     """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``change`` binds)."""
     q = connection.ops.quote_name
     table = lambda model: q(model._meta.db_table)  # noqa: E731
@@ -99,6 +108,18 @@ def _statements(vendor: str, with_team: bool, gate: bool, lock: bool) -> tuple[s
             f"cr.{q('team_id')}), EXISTS (SELECT 1 FROM {table(FreezeWindow)} fw INNER JOIN {q(through._meta.db_table)} "
             f"fwe ON fwe.{q('freezewindow_id')} = fw.{q('id')} WHERE fwe.{q('environment_id')} = cr.{q('environment_id')} "
             f"AND fw.{q('starts_at')} <= %s AND fw.{q('ends_at')} > %s)"
+        )
+    if decision:
+        # What a decision records beyond the policy's facts: whether the actor is on call for the
+        # team (``Approval.is_on_call``), and the policy version (``selectors.decision_facts``, the
+        # attestations), its latest history row, the newest save first.
+        on_call = Team.on_call_reviewers.through
+        history = table(ApprovalPolicy.history.model)
+        latest = (f"FROM {history} h WHERE h.{q('id')} = pol.{q('id')} "
+                  f"ORDER BY h.{q('history_date')} DESC, h.{q('history_id')} DESC LIMIT 1")
+        columns += (
+            f", EXISTS (SELECT 1 FROM {q(on_call._meta.db_table)} oc WHERE oc.{q('team_id')} = cr.{q('team_id')} "  # nosec B608: names from the models' metadata, values bound
+            f"AND oc.{q('user_id')} = %s), (SELECT h.{q('history_id')} {latest}), (SELECT h.{q('history_date')} {latest})"
         )
     change = f"SELECT {columns} FROM {table(ChangeRequest)} cr {' '.join(joins)} WHERE cr.{q('id')} = %s"  # nosec B608: names from the models' metadata, values bound
     if lock and connection.features.has_select_for_update_of:
@@ -123,18 +144,20 @@ def _prefetched(instance: ChangeRequest, name: str, objects: list) -> None:
 
 
 def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = False,
-           with_team: bool = False) -> ChangeRequest | None:
+           with_team: bool = False, decision: bool = False) -> ChangeRequest | None:
     """The change request ``pk`` with its environment, policy and prior environment, its approvals
     (without their reviewers) and contributor history, as ``policy_context`` reads them; None if
     there is none. With ``actor`` and ``at`` (the gate), it also carries ``actor_in_team`` and
     ``in_freeze`` (``selectors.change_for_gate`` and ``policy_context`` read them). ``lock`` takes the change's row lock
-    in the same statement."""
+    in the same statement. ``decision`` (with ``actor``): it also carries ``actor_on_call`` (the
+    actor is an on-call reviewer of the team), and the policy ``latest_version``, its latest
+    history row as ``(history_id, history_date)`` (None if it has none), for the decision's record."""
     gate = actor is not None
-    change_sql, children_sql = _statements(connection.vendor, with_team, gate, lock)
+    change_sql, children_sql = _statements(connection.vendor, with_team, gate, lock, decision)
     params = [pk]
     if gate:
         at_db = FreezeWindow._meta.get_field("starts_at").get_db_prep_value(at, connection)
-        params = [actor.pk, at_db, at_db, pk]
+        params = [actor.pk, at_db, at_db, *([actor.pk] if decision else []), pk]
     with connection.cursor() as cursor:
         cursor.execute(change_sql, params)
         row = cursor.fetchone()
@@ -158,7 +181,71 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
         cr.team = built[4]
     if gate:
         cr.actor_in_team, cr.in_freeze = bool(row[start]), bool(row[start + 1])
+        start += 2
+    if decision:
+        cr.actor_on_call = bool(row[start])
+        if policy is not None:
+            history = ApprovalPolicy.history.model._meta
+            policy.latest_version = None if row[start + 1] is None else (
+                row[start + 1], _converted(history.get_field("history_date"), "h", row[start + 2]))
     _prefetched(cr, "approvals", [APPROVAL.build(values) for values in approval_rows])
     _prefetched(cr, "contributor_history",
                 [RevisionContributor(change_request_id=pk, user_id=user_id) for user_id in contributor_ids])
+    return cr
+
+
+@cache
+def _answer_statement(vendor: str) -> str:
+    """The SQL of ``answer`` for this vendor: one row per approval (kind 0, with its reviewer), per
+    current contributor (1) and per requested reviewer (2), each with the user's id and username,
+    and the author and reviewer of the post-implementation review (3)."""
+    q = connection.ops.quote_name
+    User = get_user_model()
+    users, blanks = q(User._meta.db_table), ", ".join(["NULL"] * APPROVAL.width)
+    uid, name = q(User._meta.pk.column), q(User.USERNAME_FIELD)
+    parts = [
+        f"SELECT 0, {APPROVAL.sql(q)}, u.{uid}, u.{name}, NULL FROM {q(Approval._meta.db_table)} a "  # nosec B608: names from the models' metadata, values bound
+        f"LEFT OUTER JOIN {users} u ON u.{uid} = a.{q('reviewer_id')} WHERE a.{q('change_request_id')} = %s"
+    ]
+    for kind, relation in ((1, "contributors"), (2, "requested_reviewers")):
+        field = ChangeRequest._meta.get_field(relation)
+        through = field.remote_field.through._meta
+        own, other = (q(through.get_field(n).column) for n in (field.m2m_field_name(), field.m2m_reverse_field_name()))
+        parts.append(
+            f"SELECT {kind}, {blanks}, u.{uid}, u.{name}, t.{q(through.pk.column)} FROM {q(through.db_table)} t "  # nosec B608: names from the models' metadata, values bound
+            f"INNER JOIN {users} u ON u.{uid} = t.{other} WHERE t.{own} = %s"
+        )
+    parts.append(f"SELECT 3, {blanks}, u.{uid}, u.{name}, NULL FROM {users} u WHERE u.{uid} IN (%s, %s)")  # nosec B608
+    width = APPROVAL.width
+    return (" UNION ALL ".join(parts)
+            + f" ORDER BY 1, {_position('created_at')}, {_position('id')}, {width + 4}")
+
+
+def answer(cr: ChangeRequest) -> ChangeRequest:
+    """``cr`` with what its API representation reads beyond its own row, team and environment (one
+    statement, built once): its approvals with their reviewers, its current contributors and
+    requested reviewers, its author and PIR reviewer (id and username: what the answer names).
+    For a service that answers with the change it just wrote, instead of reading it all again."""
+    User = get_user_model()
+    with connection.cursor() as cursor:
+        cursor.execute(_answer_statement(connection.vendor), [cr.pk, cr.pk, cr.pk, cr.author_id, cr.pir_by_id])
+        rows = cursor.fetchall()
+    width = APPROVAL.width
+    person = lambda values: None if values[0] is None else User.from_db(connection.alias, ["id", User.USERNAME_FIELD], list(values))  # noqa: E731
+    approvals, listed, named = [], {1: [], 2: []}, {}
+    for row in rows:
+        kind, user = row[0], person(row[1 + width:3 + width])
+        if kind == 0:
+            approval = APPROVAL.build(row[1:1 + width])
+            approval.reviewer = user
+            approvals.append(approval)
+        elif kind in listed:
+            listed[kind].append(user)
+        else:
+            named[user.pk] = user
+    _prefetched(cr, "approvals", approvals)
+    _prefetched(cr, "contributors", listed[1])
+    _prefetched(cr, "requested_reviewers", listed[2])
+    cr.author = named[cr.author_id]
+    cr.pir_by = named.get(cr.pir_by_id) if cr.pir_by_id else None
     return cr

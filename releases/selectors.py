@@ -113,18 +113,32 @@ def ever_contributor_ids(change_request: ChangeRequest) -> frozenset[int]:
     return frozenset(record.user_id for record in change_request.contributor_history.all())
 
 
+# Everyone a decision on a change names: the actor, the author, every contributor of any revision
+# and every reviewer, with their usernames; compiled once (core.shapes, issue 21).
+_PARTICIPANTS = Shape(
+    lambda change_request_id, actor_id: get_user_model().objects.filter(
+        Q(pk=actor_id)
+        | Q(pk__in=ChangeRequest.objects.filter(pk=change_request_id).values("author_id"))
+        | Q(pk__in=RevisionContributor.objects.filter(change_request_id=change_request_id).values("user_id"))
+        | Q(pk__in=Approval.objects.filter(change_request_id=change_request_id).values("reviewer_id"))
+    ).values_list("pk", "username"),
+    change_request_id=int, actor_id=int,
+)
+
+
 def decision_facts(ctx: PolicyContext) -> dict:
-    """What ``releases.decisions.record`` needs beyond the policy context, in three queries: the
-    usernames of everyone the decision names, the version of the policy in force (its latest
-    recorded history row), and the grants the participants held under an SoD exception."""
+    """What ``releases.decisions.record`` needs beyond the policy context: the usernames of everyone
+    the decision names (as the database holds the change's approvals and contributors in this
+    transaction: what ``ctx`` was read from), the version of the policy in force (its latest
+    recorded history row, read with the change by ``decision_read``, else a query), and the grants
+    the participants held under an SoD exception."""
     cr = ctx.change_request
     user_ids = {cr.author_id, ctx.actor.pk, *ctx.contributor_ids} | {a.reviewer_id for a in ctx.approvals}
     user_ids.discard(None)
-    usernames = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    usernames = dict(_PARTICIPANTS.rows(change_request_id=cr.pk, actor_id=ctx.actor.pk))
     version = None
     if ctx.policy is not None:
-        latest = (ApprovalPolicy.history.filter(id=ctx.policy.pk).order_by("-history_date", "-history_id")
-                  .values_list("history_id", "history_date").first())
+        latest = policy_history(ctx.policy)
         if latest is not None:
             version = {"history_id": latest[0], "saved_at": decisions.iso(latest[1])}
     grants = list(
@@ -132,6 +146,16 @@ def decision_facts(ctx: PolicyContext) -> dict:
             "user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at", "ended_at")
     )
     return {"usernames": usernames, "policy_version": version, "exception_grants": grants}
+
+
+def policy_history(approval_policy: ApprovalPolicy) -> tuple[int, datetime] | None:
+    """The latest history row of ``approval_policy`` as ``(history_id, history_date)``, the newest
+    save first: what a decision records as the policy version. Read with the change's locked row
+    where ``decision_read`` read it (``reads.change(decision=True)``), else one query."""
+    if hasattr(approval_policy, "latest_version"):
+        return approval_policy.latest_version
+    return (ApprovalPolicy.history.filter(id=approval_policy.pk).order_by("-history_date", "-history_id")
+            .values_list("history_id", "history_date").first())
 
 
 def templates_in_force(environment_ids, *, at: datetime) -> dict[int, tuple[StandardChangeTemplate, ...]]:
@@ -163,17 +187,37 @@ def change_for_gate(user, pk: int, *, at: datetime) -> ChangeRequest | None:
     return cr
 
 
-def actor_duties(user, environment, *, at: datetime, reuse: bool = False) -> frozenset[str]:
+def actor_duties(user, environment, *, at: datetime, reuse: bool = False, grants=None) -> frozenset[str]:
     """The duties ``user`` holds for ``environment`` at ``at``: its own grants and the ones for
     every environment (one query; with ``reuse``, the one ``sees_all_changes`` read for this
-    request at the same instant)."""
-    return frozenset(
-        duty for env_id, duty in _duties_in_force(user, at, reuse=reuse) if env_id is None or env_id == environment.pk
-    )
+    request at the same instant; with ``grants``, those, as ``_duties_in_force`` read them)."""
+    if grants is None:
+        grants = _duties_in_force(user, at, reuse=reuse)
+    return frozenset(duty for env_id, duty in grants if env_id is None or env_id == environment.pk)
+
+
+def decision_read(actor, pk: int, *, at: datetime, check_visible: bool = False) -> tuple[ChangeRequest, PolicyContext] | None:
+    """The change ``pk`` under its row lock with the policy context of ``actor`` deciding on it at
+    ``at``, or None if it does not exist, or if ``check_visible`` and ``actor`` may not see it (V1:
+    the API's decision endpoints leave that check to this read and answer 404). For the services
+    that decide (approve, reject, request changes, deploy, retry), after ``lock_user``.
+
+    The change, its environment, policy and team, the actor's membership of the team and on-call
+    duty, whether a freeze is in force and the policy's version in one statement, its approvals and contributor
+    history in a second (``releases.reads``), the actor's grants in a third: they answer both V1
+    (view_audit) and the actor's duties."""
+    cr = reads.change(pk, actor=actor, at=at, lock=True, with_team=True, decision=True)
+    if cr is None:
+        return None
+    grants = _duties_in_force(actor, at, reuse=False)
+    sees_all = actor.is_superuser or any(duty == duties.VIEW_AUDIT for _, duty in grants)
+    if check_visible and not (sees_all or cr.actor_in_team):
+        return None
+    return cr, policy_context(cr, actor, at=at, grants=grants)
 
 
 def policy_context(
-    change_request: ChangeRequest, actor, *, at: datetime | None = None, reuse: bool = False
+    change_request: ChangeRequest, actor, *, at: datetime | None = None, reuse: bool = False, grants=None
 ) -> PolicyContext:
     """Load everything ``releases.policy.evaluate`` needs for one change and one actor.
 
@@ -213,7 +257,7 @@ def policy_context(
         contributor_ids=ever_contributor_ids(cr),
         approvals=tuple(cr.approvals.all()),
         actor=actor,
-        actor_duties=actor_duties(actor, environment, at=at, reuse=reuse),
+        actor_duties=actor_duties(actor, environment, at=at, reuse=reuse, grants=grants),
         actor_is_team_member=is_member,
         active_freezes=freezes,
         prior_environment_slug=prior_slug,

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 import audit
@@ -23,12 +24,13 @@ from core.errors import Denied, InvalidState, Reason
 from governance.models import Environment, Team
 from governance.selectors import has_duty, is_member
 from governance.services import lock_user
-from releases import anomalies, decisions, policy, signals, states
+from releases import anomalies, decisions, policy, reads, signals, states
 from releases.models import Approval, ChangeRequest, Deployment, RevisionContributor
 from releases.selectors import (
     change_request_for_decision,
     change_requests_visible_to,
     decision_facts,
+    decision_read,
     ever_contributor_ids,
     policy_context,
 )
@@ -422,20 +424,31 @@ def change_request_update(
     return cr
 
 
+def _decision_read(actor, change_request: ChangeRequest, at: datetime,
+                   check_visible: bool) -> tuple[ChangeRequest, policy.PolicyContext]:
+    """The change under its lock with ``actor``'s policy context (``selectors.decision_read``).
+    ``check_visible``: the caller has not checked that the actor may see the change (V1), and a
+    change they may not see is a 404 (the API's decision endpoints: the read answers it in the
+    statements it runs anyway, issue 21)."""
+    read = decision_read(actor, change_request.pk, at=at, check_visible=check_visible)
+    if read is None:
+        raise Http404("No such change request.")
+    return read
+
+
 def _decide(actor, change_request, *, decision: str, comment: str, via: str, at: datetime,
-            revision: int | None, step_up: dict | None = None) -> ChangeRequest:
+            revision: int | None, step_up: dict | None = None, check_visible: bool = False) -> ChangeRequest:
     if via not in HUMAN_CHANNELS:
         # "auto" is the policy's own approval (C9); a person claiming it would pass for the system.
         raise ValidationError({"via": [f"Choose one of {', '.join(HUMAN_CHANNELS)}."]})
     lock_user(actor, shared=True)  # before the change and before reading the actor's grants: G5 for decisions in flight
-    cr = change_request_for_decision(change_request.pk, lock=True, details=False)
+    cr, ctx = _decision_read(actor, change_request, at, check_visible)
     if revision is not None and revision != cr.revision:
         raise revision_changed(revision, cr.revision)
     action = {Approval.Decision.APPROVED: "approve", Approval.Decision.REJECTED: "reject",
               Approval.Decision.CHANGES_REQUESTED: "request_changes"}[decision]
-    ctx = policy_context(cr, actor, at=at)
     _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
-    on_call = cr.team.on_call_reviewers.filter(pk=actor.pk).exists()
+    on_call = cr.actor_on_call
     approval = Approval.objects.create(
         change_request=cr,
         reviewer=actor,
@@ -472,7 +485,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     extra = {"step_up": step_up} if step_up else {}
     _record(event, cr, actor=actor, at=at, from_state=S.PENDING, via=via, comment=comment or "",
             security=duties.SECURITY_APPROVE in ctx.actor_duties, on_call=on_call, **extra)
-    cr = change_request_for_decision(cr.pk)
+    cr = reads.answer(cr)  # what the answer names, in one statement: not the whole change read again
     signals.change_request_decided.send(sender=ChangeRequest, change_request=cr, decision=decision, at=at)
     return cr
 
@@ -481,6 +494,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
 def change_request_request_changes(
     *, actor, change_request: ChangeRequest, comment: str, via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
+    check_visible: bool = False,
 ) -> ChangeRequest:
     """A reviewer's non-final decision (the same duties and SoD as rejecting, C2): the change goes
     back to its author as ``changes_requested``, saying what to change. The author revises (a new
@@ -488,7 +502,7 @@ def change_request_request_changes(
     if not (comment or "").strip():
         raise ValidationError({"comment": ["Say what the author should change."]})
     return _decide(actor, change_request, decision=Approval.Decision.CHANGES_REQUESTED, comment=comment.strip(),
-                   via=via, at=at or timezone.now(), revision=revision, step_up=step_up)
+                   via=via, at=at or timezone.now(), revision=revision, step_up=step_up, check_visible=check_visible)
 
 
 def signoff_service(decision: str):
@@ -508,21 +522,23 @@ def revision_changed(seen: int, current: int) -> InvalidState:
 def change_request_approve(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
+    check_visible: bool = False,
 ) -> ChangeRequest:
     """C2–C4, C11: approve ``revision``, which must still be the current one (the portal and the API
     always name it; without it, whatever is current when the lock is taken)."""
     return _decide(actor, change_request, decision=Approval.Decision.APPROVED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision, step_up=step_up)
+                   at=at or timezone.now(), revision=revision, step_up=step_up, check_visible=check_visible)
 
 
 @audit.deferred()
 def change_request_reject(
     *, actor, change_request: ChangeRequest, comment: str = "", via: str = Approval.Via.API,
     revision: int | None = None, at: datetime | None = None, step_up: dict | None = None,
+    check_visible: bool = False,
 ) -> ChangeRequest:
     """C2, C4: any rejection closes the request."""
     return _decide(actor, change_request, decision=Approval.Decision.REJECTED, comment=comment, via=via,
-                   at=at or timezone.now(), revision=revision, step_up=step_up)
+                   at=at or timezone.now(), revision=revision, step_up=step_up, check_visible=check_visible)
 
 
 @transaction.atomic
@@ -560,28 +576,30 @@ def signoff_failed(*, actor, change_request: ChangeRequest, at: datetime | None 
 
 @audit.deferred()
 def deployment_start(
-    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
+    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None,
+    check_visible: bool = False,
 ) -> Deployment:
     """C5–C8: start deploying an approved change; the request moves to deploying."""
-    return _start(actor, change_request, pipeline_url, at or timezone.now(), "deploy")
+    return _start(actor, change_request, pipeline_url, at or timezone.now(), "deploy", check_visible)
 
 
 @audit.deferred()
 def deployment_retry(
-    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None
+    *, actor, change_request: ChangeRequest, pipeline_url: str = "", at: datetime | None = None,
+    check_visible: bool = False,
 ) -> Deployment:
     """A new attempt at deploying a change whose last deployment failed, by an operator, under
     every check of a first deployment (C5–C8: SoD, approvals still valid, freeze, window, prior
     environment). The failed attempt stays on record; the change moves to deploying again."""
-    return _start(actor, change_request, pipeline_url, at or timezone.now(), "retry")
+    return _start(actor, change_request, pipeline_url, at or timezone.now(), "retry", check_visible)
 
 
-def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime, action: str) -> Deployment:
+def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime, action: str,
+           check_visible: bool = False) -> Deployment:
     _validate_url("pipeline_url", pipeline_url)
     lock_user(actor, shared=True)  # lock order: the actor, then the change (docs/architecture.md)
-    cr = change_request_for_decision(change_request.pk, lock=True, details=False)
+    cr, ctx = _decision_read(actor, change_request, at, check_visible)
     from_state = cr.state
-    ctx = policy_context(cr, actor, at=at)
     decision = policy.evaluate(ctx, action, at)
     _raise_if_refused(decision)
     failed = cr.deployments.order_by("-started_at", "-id").first() if action == "retry" else None

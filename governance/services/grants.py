@@ -28,6 +28,7 @@ from governance.models import (
 from governance.permissions import sync_permissions
 from governance.selectors import has_duty, has_duty_for, is_member
 from core.english import possessive
+from core.shapes import UpdateShape
 
 Status = RoleAssignment.Status
 
@@ -382,12 +383,32 @@ def role_assignment_bootstrap(
     return assignment
 
 
+def _grants_used(codes: tuple[str, ...]) -> UpdateShape:
+    """The ``last_used_at`` update for one set of duty codes, compiled once (issue 21)."""
+    shape = _GRANTS_USED.get(codes)
+    if shape is None:
+        shape = _GRANTS_USED[codes] = UpdateShape(
+            lambda user_id, environment_id, at: (
+                RoleAssignment.objects.in_force(at).filter(
+                    Q(environment_id=environment_id) | Q(environment__isnull=True),
+                    user_id=user_id,
+                    role__duties__duty__in=list(codes),
+                ),
+                {"last_used_at": at},
+            ),
+            user_id=int, environment_id=int, at=datetime,
+        )
+    return shape
+
+
+_GRANTS_USED: dict[tuple[str, ...], UpdateShape] = {}
+
+
 def duties_used(*, actor, environment: Environment, duty_codes, at: datetime) -> None:
     """Record ``last_used_at`` on the grants in force whose duty the actor just exercised (A2): the
-    releases services call this, so no other app writes a role assignment (ARCHITECTURE principle 5)."""
-    RoleAssignment.objects.in_force(at).filter(
-        Q(environment=environment) | Q(environment__isnull=True),
-        user_id=actor.pk,
-        role__duties__duty__in=list(duty_codes),
-    ).update(last_used_at=at)
+    releases services call this, so no other app writes a role assignment (ARCHITECTURE principle 5).
+    The update is compiled once per set of duties (``core.shapes``): it runs on every decision."""
+    codes = tuple(sorted(set(duty_codes)))
+    if codes:
+        _grants_used(codes).execute(user_id=actor.pk, environment_id=environment.pk, at=at)
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -75,8 +75,9 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
 
     # Actions whose service re-reads the change under its row lock: the view only checks that the
     # caller may see it, and reads nothing the service will read again.
-    SERVICE_ACTIONS = frozenset({"partial_update", "submit", "approve", "reject", "request_changes", "withdraw",
-                                 "re_review", "cancel", "deployments", "retry"})
+    # The decision endpoints (approve, reject, request changes, deploy, retry) do not read it at
+    # all: their services check V1 in their locked read (``_decided``).
+    SERVICE_ACTIONS = frozenset({"partial_update", "submit", "withdraw", "re_review", "cancel"})
 
     @property
     def at(self):
@@ -89,6 +90,19 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
         if self.action in self.SERVICE_ACTIONS:
             return visible
         return selectors.with_details(visible)
+
+    def _decided(self, pk, serializer_class) -> tuple[ChangeRequest, dict]:
+        """The change a decision endpoint names, unread, and the body validated by
+        ``serializer_class``. Its service reads the change under its row lock and answers 404 where
+        the caller may not see it (``selectors.decision_read``), in the statements it runs anyway
+        (issue 21). A bad body on a change the caller may not see is a 404 too, not a 400: the
+        visibility check runs before the field errors are answered."""
+        change_request = ChangeRequest(pk=object_pk(pk))
+        try:
+            return change_request, validated(serializer_class, self.request.data)
+        except (ParseError, ValidationError):
+            self.get_object()
+            raise
 
     def _render(self, change_request: ChangeRequest, status_code: int = status.HTTP_200_OK) -> Response:
         return Response(ChangeRequestSerializer(change_request).data, status=status_code)
@@ -144,11 +158,10 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        change_request = self.get_object()
-        data = validated(DecisionSerializer, request.data)
+        change_request, data = self._decided(pk, DecisionSerializer)
         return self._render(
             services.change_request_approve(
-                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+                actor=request.user, change_request=change_request, via=Approval.Via.API, check_visible=True, **data
             )
         )
 
@@ -161,11 +174,10 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        change_request = self.get_object()
-        data = validated(DecisionSerializer, request.data)
+        change_request, data = self._decided(pk, DecisionSerializer)
         return self._render(
             services.change_request_reject(
-                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+                actor=request.user, change_request=change_request, via=Approval.Via.API, check_visible=True, **data
             )
         )
 
@@ -179,11 +191,10 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
     )
     @action(detail=True, methods=["post"], url_path="request-changes")
     def request_changes(self, request, pk=None):
-        change_request = self.get_object()
-        data = validated(RequestChangesSerializer, request.data)
+        change_request, data = self._decided(pk, RequestChangesSerializer)
         return self._render(
             services.change_request_request_changes(
-                actor=request.user, change_request=change_request, via=Approval.Via.API, **data
+                actor=request.user, change_request=change_request, via=Approval.Via.API, check_visible=True, **data
             )
         )
 
@@ -260,9 +271,8 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
     )
     @action(detail=True, methods=["post"], url_path="deployments")
     def deployments(self, request, pk=None):
-        change_request = self.get_object()
-        data = validated(DeploymentStartSerializer, request.data)
-        deployment = services.deployment_start(actor=request.user, change_request=change_request, **data)
+        change_request, data = self._decided(pk, DeploymentStartSerializer)
+        deployment = services.deployment_start(actor=request.user, change_request=change_request, check_visible=True, **data)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -274,9 +284,8 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Vis
     )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        change_request = self.get_object()
-        data = validated(DeploymentStartSerializer, request.data)
-        deployment = services.deployment_retry(actor=request.user, change_request=change_request, **data)
+        change_request, data = self._decided(pk, DeploymentStartSerializer)
+        deployment = services.deployment_retry(actor=request.user, change_request=change_request, check_visible=True, **data)
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
 
