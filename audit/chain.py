@@ -9,6 +9,7 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timezone as dt_timezone
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -58,16 +59,30 @@ def compute_hash(event: AuditEvent, prev_hash: str) -> str:
     return hashlib.sha256((canonical(event) + prev_hash).encode("utf-8")).hexdigest()
 
 
+@cache
+def _lock_head_sql(vendor: str) -> str:
+    """The head's row under its lock, as ``select_for_update().get(pk=1)`` reads it, written once
+    per vendor from the model's metadata: every append runs it while every other writer waits."""
+    q = connection.ops.quote_name
+    columns = ", ".join(q(field.column) for field in ChainHead._meta.concrete_fields)
+    sql = f"SELECT {columns} FROM {q(ChainHead._meta.db_table)} WHERE {q(ChainHead._meta.pk.column)} = %s"  # nosec B608: names from the model's metadata, the value bound
+    return sql + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+
+
+def _read_head() -> ChainHead | None:
+    return next(iter(ChainHead.objects.raw(_lock_head_sql(connection.vendor), [1])), None)
+
+
 def _lock_head() -> ChainHead:
-    try:
-        return ChainHead.objects.select_for_update().get(pk=1)
-    except ChainHead.DoesNotExist:
+    head = _read_head()
+    if head is None:
         try:
             with transaction.atomic():
                 ChainHead.objects.create(pk=1)
         except IntegrityError:
             pass  # another writer created it first; lock theirs
-        return ChainHead.objects.select_for_update().get(pk=1)
+        head = _read_head()
+    return head
 
 
 class _Deferred(threading.local):
@@ -109,6 +124,7 @@ def _append(events: list[AuditEvent]) -> None:
     """Chain ``events`` after the head and write them, in the current transaction."""
     if not events:
         return
+    channels = webhooks.channels_for(events)  # read before the head is locked: it waits for no one
     head = _lock_head()
     sequence, prev_hash = head.sequence, head.hash
     for event in events:
@@ -118,7 +134,7 @@ def _append(events: list[AuditEvent]) -> None:
     AuditEvent.objects.bulk_create(events)
     grown = tree.grow(head, events)  # the Merkle nodes they complete: one more INSERT, O(log n) hashes
     ChainHead.objects.filter(pk=1).update(sequence=sequence, hash=prev_hash, **grown)
-    webhooks.emit(events)  # the domain webhooks they trigger, queued in the same transaction
+    webhooks.emit(events, channels)  # the domain webhooks they trigger, queued in the same transaction
 
 
 def record(

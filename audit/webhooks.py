@@ -84,14 +84,23 @@ def payload(name: str, event: AuditEvent) -> dict:
     }
 
 
-def emit(events: list[AuditEvent]) -> int:
-    """Queue the deliveries of ``events`` (just chained, in the caller's transaction). One query for
-    the channels when any event is one of ``EVENTS``; none otherwise. Returns the number queued."""
+def channels_for(events: list[AuditEvent]) -> list[NotificationChannel]:
+    """The active webhook channels, when any of ``events`` is one of ``EVENTS`` (one query; none
+    otherwise). ``audit.chain`` reads them before it locks the chain head."""
+    if not any(e.action in EVENTS for e in events):
+        return []
+    return list(NotificationChannel.objects.filter(is_active=True, kind=NotificationChannel.Kind.WEBHOOK)
+                .exclude(events=""))
+
+
+def emit(events: list[AuditEvent], channels: list[NotificationChannel] | None = None) -> int:
+    """Queue the deliveries of ``events`` (just chained, in the caller's transaction) to
+    ``channels`` (``channels_for(events)`` when not given). Returns the number queued."""
     named = [(EVENTS[e.action], e) for e in events if e.action in EVENTS]
     if not named:
         return 0
-    channels = list(NotificationChannel.objects.filter(is_active=True, kind=NotificationChannel.Kind.WEBHOOK)
-                    .exclude(events=""))
+    if channels is None:
+        channels = channels_for(events)
     queued = 0
     for name, event in named:
         body = json.loads(json.dumps(payload(name, event), cls=DjangoJSONEncoder))

@@ -111,16 +111,17 @@ def test_deciding_a_change_and_a_grant_at_once_does_not_deadlock(demo, now, monk
         environment=demo.production, justification="Covers rev's holiday.", expires_at=now + timedelta(days=10))
     named, locked, granted = threading.Event(), threading.Event(), threading.Event()
     granter = []
-    original = services.policy_context
+    original = services.decision_read
 
-    def pausing_policy_context(*args, **kwargs):
+    def pausing_decision_read(*args, **kwargs):
+        read = original(*args, **kwargs)  # takes the change's row lock
         if not locked.is_set():  # the change's decision holds sec's row and the change now
             assert named.wait(timeout=20), "the grant's thread names its backend"
             locked.set()
             wait_until_blocked(granter[0], granted, "the grant's approval to block or finish")
-        return original(*args, **kwargs)
+        return read
 
-    monkeypatch.setattr(services, "policy_context", pausing_policy_context)
+    monkeypatch.setattr(services, "decision_read", pausing_decision_read)
 
     def approve_change():
         return services.change_request_approve(actor=demo.sec, change_request=cr, via="portal",
