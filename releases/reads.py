@@ -89,6 +89,13 @@ def _converted(field, alias: str, value):
 
 
 @cache
+def _history_date():
+    """The policy history's ``history_date`` field (``ApprovalPolicy.history`` builds a manager
+    class at each access: read once)."""
+    return ApprovalPolicy.history.model._meta.get_field("history_date")
+
+
+@cache
 def _statements(vendor: str, with_team: bool, gate: bool, lock: bool, decision: bool = False) -> tuple[str, str]:
     """The two statements' SQL for this vendor (``%s`` placeholders, in the order ``change`` binds)."""
     q = connection.ops.quote_name
@@ -185,9 +192,8 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
     if decision:
         cr.actor_on_call = bool(row[start])
         if policy is not None:
-            history = ApprovalPolicy.history.model._meta
             policy.latest_version = None if row[start + 1] is None else (
-                row[start + 1], _converted(history.get_field("history_date"), "h", row[start + 2]))
+                row[start + 1], _converted(_history_date(), "h", row[start + 2]))
     _prefetched(cr, "approvals", [APPROVAL.build(values) for values in approval_rows])
     _prefetched(cr, "contributor_history",
                 [RevisionContributor(change_request_id=pk, user_id=user_id) for user_id in contributor_ids])
