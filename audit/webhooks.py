@@ -21,6 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from audit import outbox
 from audit.models import AuditEvent, NotificationChannel, OutboxMessage
 from audit.notifications import post, signature_header
+from core.shapes import Shape
 
 TOPIC = "webhook.deliver"
 TOLERANCE_SECONDS = 300  # receivers refuse a signature older (or newer) than this (docs/webhooks.md)
@@ -89,8 +90,14 @@ def channels_for(events: list[AuditEvent]) -> list[NotificationChannel]:
     otherwise). ``audit.chain`` reads them before it locks the chain head."""
     if not any(e.action in EVENTS for e in events):
         return []
-    return list(NotificationChannel.objects.filter(is_active=True, kind=NotificationChannel.Kind.WEBHOOK)
-                .exclude(events=""))
+    return [NotificationChannel(pk=pk, name=name, kind=NotificationChannel.Kind.WEBHOOK, team=team, events=events,
+                                is_active=True) for pk, name, team, events in _CHANNELS.rows()]
+
+
+# What ``emit`` reads of the webhook channels (``subscribes``, the delivery's channel), compiled
+# once (core.shapes): it runs at every append of a domain event.
+_CHANNELS = Shape(lambda: NotificationChannel.objects.filter(is_active=True, kind=NotificationChannel.Kind.WEBHOOK)
+                  .exclude(events="").values_list("pk", "name", "team", "events"))
 
 
 def emit(events: list[AuditEvent], channels: list[NotificationChannel] | None = None) -> int:

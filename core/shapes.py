@@ -8,8 +8,8 @@ own sentinel, so two ids of one type are never confused), and the sentinels' pla
 compiled parameters are remembered; a call puts its own values there, prepared for the database as
 the ORM prepares them. A sentinel that does not appear is refused when the shape is first compiled.
 
-- ``Shape``: a ``values_list`` query; ``rows()`` answers its rows. Only plain columns (ids, text)
-  and ``EXISTS`` may be selected: the rows come back as the database gives them.
+- ``Shape``: a ``values_list`` query; ``rows()`` answers its rows, each column converted as the
+  ORM converts it (the compiler's own converters).
 - ``UpdateShape``: an ``update()`` of a queryset; ``execute()`` answers how many rows it changed.
 """
 from collections.abc import Callable
@@ -52,9 +52,16 @@ class Shape:
     def __init__(self, build: Callable[..., QuerySet], **kinds):
         self.build, self.kinds = build, kinds
         self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
+        self._converters: dict[str, tuple] = {}  # by vendor: (position, (converters, expression))
 
     def _sql_with_params(self, built) -> tuple[str, tuple]:
-        return built.query.sql_with_params()
+        compiler = built.query.get_compiler(built.db)
+        sql, params = compiler.as_sql()
+        # The converters the ORM applies to these columns (a date or a boolean from SQLite, a
+        # JSON value), by position.
+        self._converters[connection.vendor] = tuple(
+            compiler.get_converters([column for column, _, _ in compiler.select]).items())
+        return sql, params
 
     def _compile(self) -> tuple[str, list, dict[int, str]]:
         sentinels = {name: _sentinel(kind, i) for i, (name, kind) in enumerate(self.kinds.items())}
@@ -81,7 +88,18 @@ class Shape:
         sql, bound = self._bound(values)
         with connection.cursor() as cursor:
             cursor.execute(sql, bound)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
+        converters = self._converters[connection.vendor]
+        if not converters:
+            return rows
+        converted = []
+        for row in rows:  # as SQLCompiler.apply_converters does, on this thread's connection
+            row = list(row)
+            for position, (convert_all, expression) in converters:
+                for convert in convert_all:
+                    row[position] = convert(row[position], expression, connection)
+            converted.append(tuple(row))
+        return converted
 
 
 class UpdateShape(Shape):

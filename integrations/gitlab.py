@@ -26,6 +26,7 @@ from django.utils import timezone
 import audit
 from audit import outbox
 from core.errors import Reason
+from core.shapes import Shape
 from integrations import payloads, reconciliation, sources
 from integrations.models import GitLabDeploymentApproval, ReportedDeployment, WebhookDelivery
 from releases import policy, selectors
@@ -59,11 +60,15 @@ def waiting(reported: ReportedDeployment, delivery: WebhookDelivery) -> GitLabDe
     return approval
 
 
+# The deployments waiting in an environment: asked at every decision, compiled once (core.shapes).
+_WAITING = Shape(lambda environment_id: GitLabDeploymentApproval.objects.filter(
+    waiting=True, reported_deployment__environment_id=environment_id).values_list("pk"), environment_id=int)
+
+
 def change_decided(change_request: ChangeRequest) -> int:
     """Queue a fresh evaluation of every GitLab deployment still waiting in the change's
     environment (it may be the one they wait for). Returns how many."""
-    pks = list(GitLabDeploymentApproval.objects.filter(
-        waiting=True, reported_deployment__environment_id=change_request.environment_id).values_list("pk", flat=True))
+    pks = [pk for (pk,) in _WAITING.rows(environment_id=change_request.environment_id)]
     for pk in pks:
         outbox.enqueue(TOPIC, {"approval": pk})
     return len(pks)

@@ -34,6 +34,7 @@ import audit
 from audit import outbox
 from audit.alerts import raise_alert
 from core.errors import Reason
+from core.shapes import Shape
 from governance.models import Environment
 from integrations import github_app, payloads
 from integrations.models import LearntContributor, PlatformAccount, ProtectionRequest, SourceLink, WebhookDelivery
@@ -245,10 +246,14 @@ def deliver(payload: dict, message) -> None:
     answer(payload["request"])
 
 
+# The jobs waiting on a change: asked at every decision, compiled once (core.shapes, issue 21).
+_WAITING = Shape(lambda change_request_id: ProtectionRequest.objects.filter(
+    change_request_id=change_request_id, state=P.WAITING).values_list("pk"), change_request_id=int)
+
+
 def change_decided(change_request: ChangeRequest, at) -> int:
     """Queue a new answer for every job waiting on ``change_request``. Returns how many."""
-    waiting = list(ProtectionRequest.objects.filter(change_request=change_request, state=P.WAITING)
-                   .values_list("pk", flat=True))
+    waiting = [pk for (pk,) in _WAITING.rows(change_request_id=change_request.pk)]
     for pk in waiting:
         outbox.enqueue(TOPIC, {"request": pk})  # due now (``at`` is the decision's instant, maybe not the clock's)
     return len(waiting)

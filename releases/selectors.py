@@ -99,9 +99,10 @@ def _contributor_history() -> Prefetch:
 
 def with_details(queryset: QuerySet[ChangeRequest]) -> QuerySet[ChangeRequest]:
     """What a change request's representation and the policy need, in a fixed number of queries."""
+    people = get_user_model().objects.order_by("pk")  # one order for every reader (reads.answer too)
     return queryset.select_related("team", "environment", "author", "pir_by").prefetch_related(
-        "contributors",
-        "requested_reviewers",
+        Prefetch("contributors", queryset=people),
+        Prefetch("requested_reviewers", queryset=people),
         _contributor_history(),
         Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")),
     )
@@ -115,13 +116,23 @@ def ever_contributor_ids(change_request: ChangeRequest) -> frozenset[int]:
 
 # Everyone a decision on a change names: the actor, the author, every contributor of any revision
 # and every reviewer, with their usernames; compiled once (core.shapes, issue 21).
-_PARTICIPANTS = Shape(
-    lambda change_request_id, actor_id: get_user_model().objects.filter(
+def _participants(change_request_id, actor_id) -> QuerySet:
+    return get_user_model().objects.filter(
         Q(pk=actor_id)
         | Q(pk__in=ChangeRequest.objects.filter(pk=change_request_id).values("author_id"))
         | Q(pk__in=RevisionContributor.objects.filter(change_request_id=change_request_id).values("user_id"))
         | Q(pk__in=Approval.objects.filter(change_request_id=change_request_id).values("reviewer_id"))
-    ).values_list("pk", "username"),
+    )
+
+
+_PARTICIPANTS = Shape(lambda change_request_id, actor_id: _participants(change_request_id, actor_id)
+                      .values_list("pk", "username"), change_request_id=int, actor_id=int)
+# The grants they held under an SoD exception (any state: the record says which were in force).
+_EXCEPTION_GRANTS = Shape(
+    lambda change_request_id, actor_id: RoleAssignment.objects.filter(
+        user_id__in=_participants(change_request_id, actor_id).values("pk"), sod_exception__isnull=False,
+    ).order_by("pk").values_list("user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at",
+                                 "ended_at"),
     change_request_id=int, actor_id=int,
 )
 
@@ -133,18 +144,13 @@ def decision_facts(ctx: PolicyContext) -> dict:
     recorded history row, read with the change by ``decision_read``, else a query), and the grants
     the participants held under an SoD exception."""
     cr = ctx.change_request
-    user_ids = {cr.author_id, ctx.actor.pk, *ctx.contributor_ids} | {a.reviewer_id for a in ctx.approvals}
-    user_ids.discard(None)
     usernames = dict(_PARTICIPANTS.rows(change_request_id=cr.pk, actor_id=ctx.actor.pk))
     version = None
     if ctx.policy is not None:
         latest = policy_history(ctx.policy)
         if latest is not None:
             version = {"history_id": latest[0], "saved_at": decisions.iso(latest[1])}
-    grants = list(
-        RoleAssignment.objects.filter(user_id__in=user_ids, sod_exception__isnull=False).order_by("pk").values_list(
-            "user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at", "ended_at")
-    )
+    grants = _EXCEPTION_GRANTS.rows(change_request_id=cr.pk, actor_id=ctx.actor.pk)
     return {"usernames": usernames, "policy_version": version, "exception_grants": grants}
 
 
