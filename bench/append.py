@@ -42,9 +42,9 @@ FILL = {
         "INSERT INTO audit_auditevent (sequence, created_at, actor_id, actor_username, action, target_type, "
         "target_id, target_repr, environment, team, ip, user_agent, request_id, data, prev_hash, hash) "
         "SELECT i, now(), NULL, 'bench', 'bench.filled', '', '', '', '', '', NULL, '', '', '{}'::jsonb, "
-        "lpad((i - 1)::text, 64, '0'), lpad(i::text, 64, '0') FROM generate_series(1, %s) AS i",
+        "lpad((i - 1)::text, 64, '0'), lpad(i::text, 64, '0') FROM generate_series(1, %s::bigint) AS i",
         "INSERT INTO audit_merklenode (position, hash) SELECT p, lpad(p::text, 64, 'f') "
-        "FROM generate_series(0, %s) AS p",
+        "FROM generate_series(0, %s::bigint) AS p",
     ),
     "sqlite": (
         "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "

@@ -28,12 +28,12 @@ REPEAT = 25
 FILL_SQL = """
 INSERT INTO audit_auditevent (sequence, created_at, actor_id, actor_username, action, target_type, target_id,
                               target_repr, environment, team, ip, user_agent, request_id, data, prev_hash, hash)
-SELECT i, now() - make_interval(secs => (%(last)s - i)::double precision), NULL, 'bench',
+SELECT i, now() - make_interval(secs => (%(last)s::bigint - i)::double precision), NULL, 'bench',
        (ARRAY['change_request.approved', 'deployment.started', 'role.granted', 'alert.raised'])[1 + i %% 4],
        'releases.changerequest', (i %% 100000)::text, 'bench change', (ARRAY['staging', 'production'])[1 + i %% 2],
        'payments', NULL, '', '', '{}'::jsonb, md5((i - 1)::text) || md5((i - 1)::text || 'x'),
        md5(i::text) || md5(i::text || 'x')
-FROM generate_series(%(first)s, %(last)s) AS i
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i
 """
 
 

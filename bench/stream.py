@@ -52,7 +52,7 @@ FILL = {
         "SELECT i, now(), NULL, 'bench-rev', 'change_request.approved', 'releases.changerequest', i::text, "
         "'CR-' || i, 'production', 'payments', '127.0.0.1', 'bench/1.0', md5(i::text), "
         "jsonb_build_object('approval', i, 'state', 'approved'), "
-        "lpad((i - 1)::text, 64, '0'), lpad(i::text, 64, '0') FROM generate_series(1, %s) AS i"
+        "lpad((i - 1)::text, 64, '0'), lpad(i::text, 64, '0') FROM generate_series(1, %s::bigint) AS i"
     ),
     "sqlite": (
         "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "

@@ -124,9 +124,22 @@ TEMPLATES = [
     },
 ]
 
+def prepared_statements() -> dict:
+    """PostgreSQL's connection options for server-side parameters and prepared statements (psycopg
+    3): a statement a connection runs more than ``DATABASE_PREPARE_THRESHOLD`` times (default 5) is
+    planned once for it, not at every call; planning was most of PostgreSQL's time on the write
+    path (issue 21, docs/performance.md). ``DATABASE_PREPARED_STATEMENTS=0`` turns them off, behind
+    a pooler in transaction mode that cannot keep them (PgBouncer before 1.21)."""
+    if not env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        return {}
+    return {"server_side_binding": True, "prepare_threshold": int(os.environ.get("DATABASE_PREPARE_THRESHOLD", "5"))}
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(prepared_statements())
 else:
     DATABASES = {
         "default": {
