@@ -100,14 +100,13 @@ _CHANNELS = Shape(lambda: NotificationChannel.objects.filter(is_active=True, kin
                   .exclude(events="").values_list("pk", "name", "team", "events"))
 
 
-def emit(events: list[AuditEvent], channels: list[NotificationChannel] | None = None) -> int:
+def emit(events: list[AuditEvent], channels: list[NotificationChannel]) -> int:
     """Queue the deliveries of ``events`` (just chained, in the caller's transaction) to
-    ``channels`` (``channels_for(events)`` when not given). Returns the number queued."""
+    ``channels`` (``channels_for(events)``, read before the chain head was locked). Returns the
+    number queued."""
     named = [(EVENTS[e.action], e) for e in events if e.action in EVENTS]
     if not named:
         return 0
-    if channels is None:
-        channels = channels_for(events)
     queued = 0
     for name, event in named:
         body = json.loads(json.dumps(payload(name, event), cls=DjangoJSONEncoder))

@@ -80,19 +80,21 @@ def _position(name: str) -> int:
     return 2 + [f.name for f in Approval._meta.concrete_fields].index(name)
 
 
-def _converted(field, alias: str, value):
-    """``value`` as the ORM converts a column of ``field`` read from the database."""
-    col = field.get_col(alias)
-    for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+@cache
+def _history_date_conversion(vendor: str) -> tuple:
+    """The policy history's ``history_date`` column under alias ``h`` and its converters (the
+    backend's, then the field's), found once per vendor: ``ApprovalPolicy.history`` builds a
+    manager class at each access."""
+    col = ApprovalPolicy.history.model._meta.get_field("history_date").get_col("h")
+    return col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+
+
+def _history_date(value):
+    """A ``history_date`` read by the decision's statement, converted as the ORM converts it."""
+    col, converters = _history_date_conversion(connection.vendor)
+    for convert in converters:
         value = convert(value, col, connection)
     return value
-
-
-@cache
-def _history_date():
-    """The policy history's ``history_date`` field (``ApprovalPolicy.history`` builds a manager
-    class at each access: read once)."""
-    return ApprovalPolicy.history.model._meta.get_field("history_date")
 
 
 @cache
@@ -193,7 +195,7 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
         cr.actor_on_call = bool(row[start])
         if policy is not None:
             policy.latest_version = None if row[start + 1] is None else (
-                row[start + 1], _converted(_history_date(), "h", row[start + 2]))
+                row[start + 1], _history_date(row[start + 2]))
     _prefetched(cr, "approvals", [APPROVAL.build(values) for values in approval_rows])
     _prefetched(cr, "contributor_history",
                 [RevisionContributor(change_request_id=pk, user_id=user_id) for user_id in contributor_ids])
