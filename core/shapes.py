@@ -11,6 +11,7 @@ the ORM prepares them. A sentinel that does not appear is refused when the shape
 - ``Shape``: a ``values_list`` query; ``rows()`` answers its rows, each column converted as the
   ORM converts it (the compiler's own converters).
 - ``UpdateShape``: an ``update()`` of a queryset; ``execute()`` answers how many rows it changed.
+- ``any_of``: the ids of several one-column querysets as one subquery for an ``__in`` lookup.
 """
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -42,6 +43,16 @@ def _prepared(value, kind=None):
     if isinstance(kind, GenericIPAddressField):
         return kind.get_db_prep_value(value, connection)
     return connection.ops.adapt_datetimefield_value(value) if isinstance(value, datetime) else value
+
+
+def any_of(*querysets: QuerySet) -> QuerySet:
+    """The values of one-column ``querysets`` (``.values("author_id")``…) as one ``UNION ALL``
+    subquery, for ``pk__in=any_of(a, b)``. The alternative, ``Q(pk__in=a) | Q(pk__in=b)``, makes
+    PostgreSQL read the whole outer table and test each row against both subqueries; the union is
+    looked up by index (issue 21: a decision's participants read all 10,000 users at ``large``,
+    132 pages in 1.5 ms, instead of 20 pages in 0.1 ms)."""
+    first, *rest = (queryset.order_by() for queryset in querysets)
+    return first.union(*rest, all=True)
 
 
 class Shape:

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from audit import signing
-from core.shapes import Shape
+from core.shapes import Shape, any_of
 from governance.models import RoleAssignment
 from integrations.attestation_verify import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, pae
 from integrations.models import Attestation
@@ -62,10 +62,9 @@ def _reviewers(change_request_id):
 # and the roles its reviewers hold in force at ``at`` on its environment (or on every one). Both
 # read every reviewer of the change; ``build_statement`` keeps the approvals that count.
 _PEOPLE = Shape(
-    lambda change_request_id: get_user_model().objects.filter(
-        Q(pk__in=ChangeRequest.objects.filter(pk=change_request_id).values("author_id"))
-        | Q(pk__in=_reviewers(change_request_id))
-    ).values_list("pk", "username", "email"),
+    lambda change_request_id: get_user_model().objects.filter(pk__in=any_of(
+        ChangeRequest.objects.filter(pk=change_request_id).values("author_id"), _reviewers(change_request_id),
+    )).values_list("pk", "username", "email"),
     change_request_id=int,
 )
 _ROLES = Shape(

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.memo import per_request
-from core.shapes import Shape
+from core.shapes import Shape, any_of
 from governance import duties
 from governance.models import Membership, RoleAssignment
 from releases import states
@@ -116,21 +116,23 @@ def ever_contributor_ids(change_request: ChangeRequest) -> frozenset[int]:
 
 # Everyone a decision on a change names: the actor, the author, every contributor of any revision
 # and every reviewer, with their usernames; compiled once (core.shapes, issue 21).
-def _participants(change_request_id, actor_id) -> QuerySet:
-    return get_user_model().objects.filter(
-        Q(pk=actor_id)
-        | Q(pk__in=ChangeRequest.objects.filter(pk=change_request_id).values("author_id"))
-        | Q(pk__in=RevisionContributor.objects.filter(change_request_id=change_request_id).values("user_id"))
-        | Q(pk__in=Approval.objects.filter(change_request_id=change_request_id).values("reviewer_id"))
+def _participant_ids(change_request_id, actor_id) -> QuerySet:
+    """The actor, the author, the contributors and the reviewers of the change (ids, maybe repeated)."""
+    return any_of(
+        get_user_model().objects.filter(pk=actor_id).values("pk"),
+        ChangeRequest.objects.filter(pk=change_request_id).values("author_id"),
+        RevisionContributor.objects.filter(change_request_id=change_request_id).values("user_id"),
+        Approval.objects.filter(change_request_id=change_request_id).values("reviewer_id"),
     )
 
 
-_PARTICIPANTS = Shape(lambda change_request_id, actor_id: _participants(change_request_id, actor_id)
-                      .values_list("pk", "username"), change_request_id=int, actor_id=int)
+_PARTICIPANTS = Shape(lambda change_request_id, actor_id: get_user_model().objects.filter(
+    pk__in=_participant_ids(change_request_id, actor_id)).values_list("pk", "username"),
+    change_request_id=int, actor_id=int)
 # The grants they held under an SoD exception (any state: the record says which were in force).
 _EXCEPTION_GRANTS = Shape(
     lambda change_request_id, actor_id: RoleAssignment.objects.filter(
-        user_id__in=_participants(change_request_id, actor_id).values("pk"), sod_exception__isnull=False,
+        user_id__in=_participant_ids(change_request_id, actor_id), sod_exception__isnull=False,
     ).order_by("pk").values_list("user_id", "environment_id", "sod_exception_id", "approved_at", "expires_at",
                                  "ended_at"),
     change_request_id=int, actor_id=int,
