@@ -11,6 +11,7 @@ them (RULES.md section 8). After every step:
 """
 from datetime import timedelta
 
+import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from hypothesis import HealthCheck, settings
@@ -221,6 +222,7 @@ def controls_machine(demo, start, people):
     return ControlStories
 
 
+@pytest.mark.sweep  # random stories: run once in CI, in the PostgreSQL pass (pyproject.toml)
 def test_random_control_stories_keep_separation_and_the_record(demo, now):
     sec2 = UserFactory(username="sec2", is_staff=True)
     bootstrap_grant(sec2, "security", demo.payments, demo.production)

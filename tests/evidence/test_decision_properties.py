@@ -112,6 +112,7 @@ def _attempt(call):
         return None
 
 
+@pytest.mark.sweep  # random stories: run once in CI, in the PostgreSQL pass (pyproject.toml)
 @pytest.mark.django_db
 def test_the_bundle_reports_the_decision_the_rules_ask_for(demo, period, bundle_of):
     outsider = UserFactory(username="outsider")

@@ -350,6 +350,7 @@ class PermissionSync(RuleBasedStateMachine):
         self.dirty = {after["owners"][pk] for pk in changed} | permission_holders
 
 
+@pytest.mark.sweep  # random stories: run once in CI, in the PostgreSQL pass (pyproject.toml)
 def test_guardian_follows_assignments_through_any_sequence(demo):
     run_state_machine_as_test(
         PermissionSync,

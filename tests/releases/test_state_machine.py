@@ -23,6 +23,7 @@ from pathlib import Path
 
 from datetime import timedelta
 
+import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from hypothesis import HealthCheck, settings
@@ -580,6 +581,7 @@ def releases_machine(demo, start, **extra_people):
     return ReleaseStories
 
 
+@pytest.mark.sweep  # random stories: run once in CI, in the PostgreSQL pass (pyproject.toml)
 def test_random_stories_never_break_separation_of_duties(demo, now):
     """Staging is where the temptation lies: there the conflict rules allow one person to review or
     write and also deploy, so only C5 stands between rev2, ops and dev and their own changes."""
