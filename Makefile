@@ -62,9 +62,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 fixtures: $(NODE_STAMP)
 
+# Whole files per worker (--dist loadfile), handed out in the order tests/conftest.py sorts them
+# (the long files first); xdist would otherwise reorder files by their number of tests, which put
+# the long one-test files (the grant-combination sweeps, the drills) last, on one busy worker.
 test: static $(OIDC_PROVIDER) fixtures
 	@db=$${DATABASE_URL:+PostgreSQL}; echo "==> Running the test suite ($${db:-SQLite})"
-	@$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	@$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # `make screenshots` — the README's screenshots (docs/img/), taken by the browser tests that walk those
 # pages; only when asked: `make test` never writes docs/img/ (tests/e2e/conftest.py, screenshot()).
