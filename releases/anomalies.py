@@ -43,8 +43,10 @@ def _seen_from(user_id, ip):
 _SEEN_FROM = Shape(_seen_from, user_id=int, ip=AuditEvent._meta.get_field("ip"))
 
 
-def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: datetime) -> None:
-    """Off-hours and new-IP checks for approvals and deployments."""
+def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: datetime, seen_from=None) -> None:
+    """Off-hours and new-IP checks for approvals and deployments. ``seen_from``: ``(ip,
+    has_history, seen_here)`` as the decision's locked read answered them (``reads.change``);
+    asked here otherwise, or when they were asked of another address."""
     if actor is None:
         return
     if is_off_hours(at, cr.team.time_zone):
@@ -56,7 +58,10 @@ def check_privileged_action(*, actor, action: str, cr: ChangeRequest, at: dateti
         )
     ip = context.current().ip
     if ip:
-        has_history, seen_here = (bool(fact) for fact in _SEEN_FROM.rows(user_id=actor.pk, ip=ip)[0])
+        if seen_from is not None and seen_from[0] == ip:
+            has_history, seen_here = seen_from[1:]
+        else:
+            has_history, seen_here = (bool(fact) for fact in _SEEN_FROM.rows(user_id=actor.pk, ip=ip)[0])
         if has_history and not seen_here:
             raise_alert(
                 "new_ip", severity="medium", actor=actor, environment=cr.environment.slug, team=cr.team.slug,

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
 
+from audit.models import AuditEvent
 from governance.models import Environment, Membership, Team
 from releases.models import Approval, ApprovalPolicy, ChangeRequest, FreezeWindow, RevisionContributor
 
@@ -126,9 +127,14 @@ def _statements(vendor: str, with_team: bool, gate: bool, lock: bool, decision: 
         history = table(ApprovalPolicy.history.model)
         latest = (f"FROM {history} h WHERE h.{q('id')} = pol.{q('id')} "
                   f"ORDER BY h.{q('history_date')} DESC, h.{q('history_id')} DESC LIMIT 1")
+        # And the new-IP check's two questions (releases.anomalies): has the actor acted from any
+        # recorded address before, and from this one (``ip``)?
+        events = table(AuditEvent)
         columns += (
             f", EXISTS (SELECT 1 FROM {q(on_call._meta.db_table)} oc WHERE oc.{q('team_id')} = cr.{q('team_id')} "  # nosec B608: names from the models' metadata, values bound
             f"AND oc.{q('user_id')} = %s), (SELECT h.{q('history_id')} {latest}), (SELECT h.{q('history_date')} {latest})"
+            f", EXISTS (SELECT 1 FROM {events} e WHERE e.{q('actor_id')} = %s AND e.{q('ip')} IS NOT NULL)"
+            f", EXISTS (SELECT 1 FROM {events} e WHERE e.{q('actor_id')} = %s AND e.{q('ip')} = %s)"
         )
     change = f"SELECT {columns} FROM {table(ChangeRequest)} cr {' '.join(joins)} WHERE cr.{q('id')} = %s"  # nosec B608: names from the models' metadata, values bound
     if lock and connection.features.has_select_for_update_of:
@@ -153,20 +159,23 @@ def _prefetched(instance: ChangeRequest, name: str, objects: list) -> None:
 
 
 def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = False,
-           with_team: bool = False, decision: bool = False) -> ChangeRequest | None:
+           with_team: bool = False, decision: bool = False, ip: str | None = None) -> ChangeRequest | None:
     """The change request ``pk`` with its environment, policy and prior environment, its approvals
     (without their reviewers) and contributor history, as ``policy_context`` reads them; None if
     there is none. With ``actor`` and ``at`` (the gate), it also carries ``actor_in_team`` and
     ``in_freeze`` (``selectors.change_for_gate`` and ``policy_context`` read them). ``lock`` takes the change's row lock
     in the same statement. ``decision`` (with ``actor``): it also carries ``actor_on_call`` (the
     actor is an on-call reviewer of the team), and the policy ``latest_version``, its latest
-    history row as ``(history_id, history_date)`` (None if it has none), for the decision's record."""
+    history row as ``(history_id, history_date)`` (None if it has none), for the decision's record,
+    and ``actor_seen_from``: ``(ip, has_history, seen_here)``, whether the actor acted from any
+    recorded address before and from ``ip`` (the request's), for the new-IP check."""
     gate = actor is not None
     change_sql, children_sql = _statements(connection.vendor, with_team, gate, lock, decision)
     params = [pk]
     if gate:
         at_db = FreezeWindow._meta.get_field("starts_at").get_db_prep_value(at, connection)
-        params = [actor.pk, at_db, at_db, *([actor.pk] if decision else []), pk]
+        ip_db = AuditEvent._meta.get_field("ip").get_db_prep_value(ip, connection)
+        params = [actor.pk, at_db, at_db, *([actor.pk, actor.pk, actor.pk, ip_db] if decision else []), pk]
     with connection.cursor() as cursor:
         cursor.execute(change_sql, params)
         row = cursor.fetchone()
@@ -196,6 +205,7 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
         if policy is not None:
             policy.latest_version = None if row[start + 1] is None else (
                 row[start + 1], _history_date(row[start + 2]))
+        cr.actor_seen_from = (ip, bool(row[start + 3]), bool(row[start + 4]))
     _prefetched(cr, "approvals", [APPROVAL.build(values) for values in approval_rows])
     _prefetched(cr, "contributor_history",
                 [RevisionContributor(change_request_id=pk, user_id=user_id) for user_id in contributor_ids])

@@ -7,6 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit import context
 from audit.models import AuditEvent
 from core.memo import per_request
 from core.shapes import Shape, any_of
@@ -211,10 +212,11 @@ def decision_read(actor, pk: int, *, at: datetime, check_visible: bool = False) 
     that decide (approve, reject, request changes, deploy, retry), after ``lock_user``.
 
     The change, its environment, policy and team, the actor's membership of the team and on-call
-    duty, whether a freeze is in force and the policy's version in one statement, its approvals and contributor
+    duty, whether a freeze is in force, the policy's version and the new-IP check's facts (the
+    request's address) in one statement, its approvals and contributor
     history in a second (``releases.reads``), the actor's grants in a third: they answer both V1
     (view_audit) and the actor's duties."""
-    cr = reads.change(pk, actor=actor, at=at, lock=True, with_team=True, decision=True)
+    cr = reads.change(pk, actor=actor, at=at, lock=True, with_team=True, decision=True, ip=context.current().ip)
     if cr is None:
         return None
     grants = _duties_in_force(actor, at, reuse=False)

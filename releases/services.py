@@ -448,7 +448,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     action = {Approval.Decision.APPROVED: "approve", Approval.Decision.REJECTED: "reject",
               Approval.Decision.CHANGES_REQUESTED: "request_changes"}[decision]
     _raise_if_refused(policy.evaluate(ctx, action, at, via=via))
-    on_call = cr.actor_on_call
+    on_call, seen_from = cr.actor_on_call, cr.actor_seen_from
     approval = Approval.objects.create(
         change_request=cr,
         reviewer=actor,
@@ -475,7 +475,7 @@ def _decide(actor, change_request, *, decision: str, comment: str, via: str, at:
     # (audit.deferred): the chain head is locked only for the append, not for this whole service.
     if action != "request_changes":  # asking for changes quickly stamps nothing through
         anomalies.check_rubber_stamp(approval=approval, cr=cr)
-    anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at)
+    anomalies.check_privileged_action(actor=actor, action=action, cr=cr, at=at, seen_from=seen_from)
     if action == "reject":
         event = "change_request.rejected"
     elif action == "request_changes":
@@ -617,7 +617,7 @@ def _start(actor, change_request: ChangeRequest, pipeline_url: str, at: datetime
     signals.deployment_started.send(sender=Deployment, change_request=cr, deployment=deployment, context=ctx, at=at)
     governance_services.duties_used(actor=actor, environment=cr.environment, duty_codes=[duties.DEPLOY], at=at)
     # Last, as in _decide; the events are chained when the transaction ends (audit.deferred).
-    anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at)
+    anomalies.check_privileged_action(actor=actor, action="deploy", cr=cr, at=at, seen_from=cr.actor_seen_from)
     extra = {"retry_of": failed.pk if failed else None, "attempt": cr.deployments.count()} if failed else {}
     _record("deployment.started", cr, actor=actor, at=at, from_state=from_state,
             deployment=deployment.pk, pipeline_url=deployment.pipeline_url, **extra)

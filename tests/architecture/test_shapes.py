@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from core.shapes import Shape, UpdateShape
 from governance import services as governance
 from governance.models import Environment, RoleAssignment
-from releases import anomalies, selectors, services
+from releases import anomalies, reads, selectors, services
 from releases.models import ChangeRequest
 from tests.api_releases.shortcuts import pending
 
@@ -219,6 +219,27 @@ def test_seen_from_answers_as_the_orm_for_ipv4_ipv6_and_an_unknown_user(demo, re
     assert answers[rev, "203.0.113.8"] == [(True, False)]
     assert answers[unknown, recorded] == []
     assert answers[demo.idev.pk, recorded] in ([(False, False)], [(True, False)])
+
+
+@pytest.mark.parametrize("recorded", ["203.0.113.7", "2001:db8::7"])
+def test_the_decision_read_answers_the_new_ip_check_as_the_shape_does(demo, recorded):
+    """``reads.change(decision=True, ip=…)`` asks the new-IP check's questions in the change's locked
+    read (issue 21); its answers are ``_SEEN_FROM``'s (held to the ORM above)."""
+    _act_from(demo, recorded)
+    change = pending(demo, demo.dev, demo.staging).pk
+    now = timezone.now()
+    asked = [None, "203.0.113.7", "203.0.113.8", "2001:db8::7", "2001:DB8:0:0::7", "::ffff:203.0.113.7"]
+    for actor in (demo.rev, demo.rev2, demo.ops, demo.dev):
+        for ip in asked:
+            read = reads.change(change, actor=actor, at=now, lock=True, with_team=True, decision=True, ip=ip)
+            shape = [tuple(map(bool, row)) for row in anomalies._SEEN_FROM.rows(user_id=actor.pk, ip=ip)] if ip else None
+            assert read.actor_seen_from[0] == ip
+            if ip is None:
+                assert read.actor_seen_from[2] is False  # no address: never "seen here"
+            else:
+                assert [read.actor_seen_from[1:]] == shape, (actor.username, ip)
+    assert reads.change(change, actor=demo.rev, at=now, decision=True, with_team=True,
+                        ip=recorded).actor_seen_from == (recorded, True, True)
 
 
 def test_a_str_value_is_bound_as_the_orm_binds_it(demo):

@@ -65,6 +65,32 @@ def test_new_ip_only_after_history_exists(demo):
     assert Alert.objects.get(kind="new_ip").details["ip"] == "203.0.113.9"
 
 
+def test_a_decision_from_a_new_ip_raises_the_alert_from_its_locked_read(demo):
+    """The services pass the decision read's answer (``reads.change(ip=…)``): no query of its own."""
+    noon = datetime(2026, 11, 25, 12, 0, tzinfo=dt_timezone.utc)
+    _as_from("10.0.0.5", lambda: record("change_request.approval_recorded", actor=demo.rev))
+    usual, new = _staging_change(demo, noon), _staging_change(demo, noon + timedelta(seconds=1))
+    approve = lambda cr: lambda: services.change_request_approve(actor=demo.rev, change_request=cr, via="portal", at=noon + timedelta(minutes=5))  # noqa: E731
+    _as_from("10.0.0.5", approve(usual))
+    assert not Alert.objects.filter(kind="new_ip").exists()
+    _as_from("203.0.113.9", approve(new))
+    assert Alert.objects.get(kind="new_ip").details == {"change_request": new.pk, "action": "approve", "ip": "203.0.113.9"}
+    seen_from = []
+    original = anomalies.check_privileged_action
+
+    def spy(**kwargs):
+        seen_from.append(kwargs.get("seen_from"))
+        return original(**kwargs)
+
+    anomalies.check_privileged_action = spy
+    try:
+        third = _staging_change(demo, noon + timedelta(seconds=2))
+        _as_from("198.51.100.4", approve(third))
+    finally:
+        anomalies.check_privileged_action = original
+    assert seen_from == [("198.51.100.4", True, False)]
+
+
 def test_reciprocal_approvals_over_threshold(demo):
     at = timezone.now()
     # dev2 gets a reviewer role on staging so dev and dev2 can approve each other.
