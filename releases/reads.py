@@ -174,8 +174,10 @@ def change(pk: int, *, actor=None, at: datetime | None = None, lock: bool = Fals
     params = [pk]
     if gate:
         at_db = FreezeWindow._meta.get_field("starts_at").get_db_prep_value(at, connection)
-        ip_db = AuditEvent._meta.get_field("ip").get_db_prep_value(ip, connection)
-        params = [actor.pk, at_db, at_db, *([actor.pk, actor.pk, actor.pk, ip_db] if decision else []), pk]
+        params = [actor.pk, at_db, at_db, pk]
+        if decision:  # before the change's id: on call, then the new-IP check's actor, actor, address
+            ip_db = AuditEvent._meta.get_field("ip").get_db_prep_value(ip, connection)
+            params[3:3] = [actor.pk, actor.pk, actor.pk, ip_db]
     with connection.cursor() as cursor:
         cursor.execute(change_sql, params)
         row = cursor.fetchone()
